@@ -1,0 +1,37 @@
+// Device configurations. One struct holds every hardware parameter; the emulator is built from it, the
+// device publishes it through its capability registers, and the kernel builder tiles to it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tcemu {
+
+struct DeviceConfig {
+  std::string name;
+  int rows = 16;                       // TensorE array rows = contraction (K) lanes = SBUF partitions
+  int cols = 16;                       // TensorE array columns = stationary width (M) = PSUM partitions used
+  int sbuf_partitions = 16;
+  uint32_t sbuf_partition_bytes = 0;   // free-dimension bytes per SBUF partition
+  int psum_partitions = 16;
+  uint32_t psum_bank_bytes = 2048;     // per partition; one matmul output must fit in one bank
+  int psum_banks = 8;
+  uint64_t hbm_bytes = 0;              // sparse: only touched 4 KiB pages cost host memory
+  int dma_queues = 16;
+  uint32_t dma_bytes_per_cycle = 16;   // per queue
+  uint32_t dma_latency_cycles = 64;    // fixed start cost of one DMA instruction
+  uint32_t clock_mhz = 1400;           // one clock for the whole core
+
+  uint32_t psum_partition_bytes() const { return psum_bank_bytes * static_cast<uint32_t>(psum_banks); }
+  uint64_t sbuf_bytes() const { return uint64_t(sbuf_partitions) * sbuf_partition_bytes; }
+  uint64_t psum_bytes() const { return uint64_t(psum_partitions) * psum_partition_bytes(); }
+};
+
+// Names accepted by --config: tc1-8, tc1-16, tc1-32.
+const std::vector<DeviceConfig>& builtin_configs();
+// Throws Error(kInvalidArgument) naming the unknown config and listing the known ones.
+const DeviceConfig& find_config(const std::string& name);
+inline constexpr const char* kDefaultConfig = "tc1-16";
+
+}  // namespace tcemu

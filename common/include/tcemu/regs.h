@@ -1,0 +1,117 @@
+// The TC1 register map: ONE table used by the emulator's CSR block and by the driver. docs/registers.md
+// documents it. All registers are 32 bits wide at 4-byte aligned offsets of BAR0.
+// Access: RO read-only, RW read/write, W1C write 1 to clear, WO write-only (reads 0).
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+namespace tcemu::regs {
+
+inline constexpr uint32_t kDeviceId = 0x54433101;  // "TC1" + revision 1
+inline constexpr uint32_t kVersionMajor = 1, kVersionMinor = 0;
+inline constexpr uint32_t kVersion = (kVersionMajor << 16) | kVersionMinor;
+inline constexpr uint32_t kBarBytes = 0x1000;
+
+// X(NAME, offset, access, description)
+#define TCEMU_REGS(X)                                                                                   \
+  X(ID, 0x000, RO, "device identification, 0x54433101")                                              \
+  X(VERSION, 0x004, RO, "register-map version: major << 16 | minor")                                 \
+  X(ARRAY_ROWS, 0x008, RO, "TensorE array rows (K lanes)")                                           \
+  X(ARRAY_COLS, 0x00C, RO, "TensorE array columns (M)")                                              \
+  X(SBUF_PARTITIONS, 0x010, RO, "SBUF partitions")                                                   \
+  X(SBUF_PARTITION_BYTES, 0x014, RO, "bytes per SBUF partition")                                     \
+  X(PSUM_PARTITIONS, 0x018, RO, "PSUM partitions")                                                   \
+  X(PSUM_BANK_BYTES, 0x01C, RO, "bytes per PSUM bank per partition")                                 \
+  X(PSUM_BANKS, 0x020, RO, "PSUM banks")                                                             \
+  X(HBM_SIZE_LO, 0x024, RO, "HBM size in bytes, low word")                                           \
+  X(HBM_SIZE_HI, 0x028, RO, "HBM size in bytes, high word")                                          \
+  X(DMA_QUEUES, 0x02C, RO, "DMA queues (engines 16..16+n-1)")                                        \
+  X(NUM_SEMAPHORES, 0x030, RO, "semaphores")                                                         \
+  X(CLOCK_MHZ, 0x034, RO, "core clock in MHz")                                                       \
+  X(CTRL, 0x040, RW, "bit0 RESET (self-clearing: aborts all work, clears state; HBM kept); bit1 ENABLE") \
+  X(STATUS, 0x044, RO, "bit0 READY, bit1 BUSY (a job is running), bit2 FAULT (halted on a fault)")     \
+  X(IRQ_STATUS, 0x048, W1C, "bit0 JOB_DONE, bit1 FAULT; write 1 to clear")                           \
+  X(IRQ_MASK, 0x04C, RW, "interrupt enables, same bits as IRQ_STATUS")                               \
+  X(RING_BASE_LO, 0x060, RW, "command ring base (HBM byte address, 64-aligned), low word")           \
+  X(RING_BASE_HI, 0x064, RW, "command ring base, high word")                                         \
+  X(RING_SIZE, 0x068, RW, "command ring entries (power of two, 1..4096)")                            \
+  X(RING_HEAD, 0x06C, RO, "index of the next entry the device will consume (mod RING_SIZE)")         \
+  X(RING_TAIL, 0x070, RO, "index one past the last entry submitted (last DOORBELL value)")          \
+  X(DOORBELL, 0x074, WO, "write the new tail: entries [head, tail) are submitted")                  \
+  X(COMPLETED_SEQ, 0x078, RO, "sequence number of the last job that completed")                    \
+  X(FAULT_CODE, 0x080, RO, "fault code (see FaultCode), 0 when none")                               \
+  X(FAULT_ENGINE, 0x084, RO, "engine that faulted (0 tensor, 16+q DMA queue q)")                    \
+  X(FAULT_PC, 0x088, RO, "index of the faulting instruction in its engine's stream")               \
+  X(FAULT_ADDR_LO, 0x08C, RO, "faulting device address, low word")                                 \
+  X(FAULT_ADDR_HI, 0x090, RO, "faulting device address, high word")                                \
+  X(FAULT_INFO, 0x094, RO, "extra detail: opcode of the faulting instruction")                      \
+  X(FAULT_SEQ, 0x098, RO, "sequence number of the job that faulted")                                \
+  X(CYCLE_LO, 0x0A0, RO, "cycle counter, low word (reading it latches CYCLE_HI)")                   \
+  X(CYCLE_HI, 0x0A4, RO, "cycle counter, high word (as latched)")                                   \
+  X(JOB_CYCLES_LO, 0x0A8, RO, "cycles of the last completed job, low word")                         \
+  X(JOB_CYCLES_HI, 0x0AC, RO, "cycles of the last completed job, high word")
+
+enum Reg : uint32_t {
+#define TCEMU_X(name, off, acc, doc) name = off,
+  TCEMU_REGS(TCEMU_X)
+#undef TCEMU_X
+};
+
+enum class Access { RO, RW, W1C, WO };
+
+struct RegInfo {
+  const char* name;
+  uint32_t offset;
+  Access access;
+  const char* doc;
+};
+
+inline constexpr RegInfo kRegs[] = {
+#define TCEMU_X(name, off, acc, doc) {#name, off, Access::acc, doc},
+    TCEMU_REGS(TCEMU_X)
+#undef TCEMU_X
+};
+
+// CTRL bits
+inline constexpr uint32_t kCtrlReset = 1u << 0;
+inline constexpr uint32_t kCtrlEnable = 1u << 1;
+// STATUS bits
+inline constexpr uint32_t kStatusReady = 1u << 0;
+inline constexpr uint32_t kStatusBusy = 1u << 1;
+inline constexpr uint32_t kStatusFault = 1u << 2;
+// IRQ bits
+inline constexpr uint32_t kIrqJobDone = 1u << 0;
+inline constexpr uint32_t kIrqFault = 1u << 1;
+
+// X(NAME, code, description)
+#define TCEMU_FAULTS(X)                                                                  \
+  X(None, 0, "no fault")                                                                 \
+  X(BadOpcode, 1, "unknown opcode or reserved bits set")                                \
+  X(WrongEngine, 2, "opcode not executable on this engine")                             \
+  X(BadOperand, 3, "operand out of its documented range")                               \
+  X(HbmOutOfRange, 4, "access outside the job's HBM window or outside HBM")            \
+  X(SbufOutOfRange, 5, "access outside SBUF")                                           \
+  X(PsumOutOfRange, 6, "access outside PSUM or across a PSUM bank")                    \
+  X(BadSpace, 7, "address space not allowed for this operand")                         \
+  X(BadJob, 8, "malformed job descriptor")                                              \
+  X(BadRing, 9, "command ring misconfigured")
+
+enum class FaultCode : uint32_t {
+#define TCEMU_X(name, code, doc) name = code,
+  TCEMU_FAULTS(TCEMU_X)
+#undef TCEMU_X
+};
+const char* fault_name(FaultCode code);
+
+// Command ring entry (64 bytes, little-endian) and job descriptor, both in HBM.
+//   ring entry: u64 job_desc_addr; u32 seq; u32 reserved[13]
+//   job descriptor: u32 magic 'TCJB' (0x424A4354); u32 num_streams; u64 hbm_base; u64 hbm_size;
+//                   then num_streams x { u32 engine; u32 count; u64 instr_addr }  (16 bytes each)
+inline constexpr uint32_t kRingEntryBytes = 64;
+inline constexpr uint32_t kJobMagic = 0x424A4354;
+inline constexpr uint32_t kJobHeaderBytes = 24;
+inline constexpr uint32_t kJobStreamBytes = 16;
+inline constexpr uint32_t kNumSemaphores = 256;
+
+}  // namespace tcemu::regs

@@ -1,0 +1,163 @@
+#include "tcemu/isa.h"
+
+#include <cstring>
+
+#include "tcemu/error.h"
+
+namespace tcemu::isa {
+
+std::string engine_name(int engine) {
+  if (engine == kEngineTensor) return "tensor";
+  if (engine == kEngineVector) return "vector";
+  if (engine == kEngineScalar) return "scalar";
+  if (engine >= kEngineDma0 && engine < kMaxEngines) return "dma" + std::to_string(engine - kEngineDma0);
+  return "engine" + std::to_string(engine);
+}
+
+const char* space_name(uint64_t space) {
+  switch (space) {
+    case uint64_t(Space::kHbm): return "hbm";
+    case uint64_t(Space::kSbuf): return "sbuf";
+    case uint64_t(Space::kPsum): return "psum";
+  }
+  return "invalid-space";
+}
+
+namespace {
+
+constexpr FieldInfo kFields[] = {
+#define TCEMU_X(owner, field, word, lsb, width, doc) {Opcode::owner, #field, word, lsb, width, doc, &Instr::field},
+    TCEMU_FIELDS(TCEMU_X)
+#undef TCEMU_X
+};
+
+constexpr OpcodeInfo kOpcodes[] = {
+#define TCEMU_X(name, code, cls, mnem, doc) {Opcode::name, code, cls, mnem, doc},
+    TCEMU_OPCODES(TCEMU_X)
+#undef TCEMU_X
+};
+
+constexpr uint64_t mask_of(int width) { return width >= 64 ? ~uint64_t(0) : (uint64_t(1) << width) - 1; }
+
+bool field_applies(const FieldInfo& f, Opcode op) { return f.owner == Opcode::Invalid || f.owner == op; }
+
+}  // namespace
+
+std::span<const FieldInfo> fields() { return kFields; }
+std::span<const OpcodeInfo> opcodes() { return kOpcodes; }
+
+const OpcodeInfo* find_opcode(uint8_t code) {
+  for (const auto& o : kOpcodes)
+    if (o.code == code) return &o;
+  return nullptr;
+}
+
+const OpcodeInfo* find_mnemonic(const std::string& m) {
+  for (const auto& o : kOpcodes)
+    if (m == o.mnemonic) return &o;
+  return nullptr;
+}
+
+bool engine_accepts(int engine, Opcode op) {
+  const OpcodeInfo* info = find_opcode(uint8_t(op));
+  if (!info) return false;
+  switch (info->engine_class) {
+    case EngineClass::kAny: return true;
+    case EngineClass::kTensor: return engine == kEngineTensor;
+    case EngineClass::kDma: return engine >= kEngineDma0 && engine < kMaxEngines;
+  }
+  return false;
+}
+
+Words encode(const Instr& in) {
+  const OpcodeInfo* info = find_opcode(uint8_t(in.opcode));
+  if (!info) throw Error(ErrorCode::kEncoding, "encode: unknown opcode " + std::to_string(int(in.opcode)));
+  Words w{};
+  w[0] = uint8_t(in.opcode);
+  for (const auto& f : kFields) {
+    uint64_t v = in.*f.member;
+    if (!field_applies(f, in.opcode)) continue;
+    if (v & ~mask_of(f.width))
+      throw Error(ErrorCode::kEncoding, std::string("encode ") + info->mnemonic + ": field '" + f.name + "' value " +
+                                            std::to_string(v) + " does not fit in " + std::to_string(f.width) +
+                                            " bits");
+    w[f.word] |= v << f.lsb;
+  }
+  return w;
+}
+
+void encode_to(const Instr& in, std::span<uint8_t, kInstrBytes> out) {
+  Words w = encode(in);
+  for (size_t i = 0; i < kInstrWords; ++i)
+    for (int b = 0; b < 8; ++b) out[i * 8 + b] = uint8_t(w[i] >> (8 * b));
+}
+
+Decoded decode(const Words& w) {
+  Decoded d;
+  uint8_t code = uint8_t(w[0] & 0xFF);
+  const OpcodeInfo* info = find_opcode(code);
+  if (!info) {
+    d.error = "unknown opcode 0x" + [&] {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "%02x", code);
+      return std::string(buf);
+    }();
+    return d;
+  }
+  Instr in;
+  in.opcode = info->opcode;
+  Words covered{};
+  covered[0] = 0xFF;
+  for (const auto& f : kFields) {
+    if (!field_applies(f, in.opcode)) continue;
+    in.*f.member = (w[f.word] >> f.lsb) & mask_of(f.width);
+    covered[f.word] |= mask_of(f.width) << f.lsb;
+  }
+  for (size_t i = 0; i < kInstrWords; ++i) {
+    if (w[i] & ~covered[i]) {
+      d.error = std::string(info->mnemonic) + ": reserved bits set in word " + std::to_string(i);
+      return d;
+    }
+  }
+  d.instr = in;
+  return d;
+}
+
+Decoded decode_bytes(std::span<const uint8_t> bytes) {
+  if (bytes.size() != kInstrBytes) {
+    Decoded d;
+    d.error = "instruction must be " + std::to_string(kInstrBytes) + " bytes, got " + std::to_string(bytes.size());
+    return d;
+  }
+  Words w{};
+  for (size_t i = 0; i < kInstrWords; ++i)
+    for (int b = 0; b < 8; ++b) w[i] |= uint64_t(bytes[i * 8 + b]) << (8 * b);
+  return decode(w);
+}
+
+std::string disassemble(const Instr& in) {
+  const OpcodeInfo* info = find_opcode(uint8_t(in.opcode));
+  if (!info) return "<invalid>";
+  std::string s = info->mnemonic;
+  for (const auto& f : kFields) {
+    if (f.owner != in.opcode) continue;
+    s += ' ';
+    s += f.name;
+    s += '=';
+    uint64_t v = in.*f.member;
+    bool is_addr = (in.opcode == Opcode::DmaCopy) && (std::strcmp(f.name, "src") == 0 || std::strcmp(f.name, "dst") == 0);
+    if (is_addr) {
+      char buf[40];
+      std::snprintf(buf, sizeof buf, "%s:0x%llx", space_name(addr_space(v)), (unsigned long long)addr_offset(v));
+      s += buf;
+    } else {
+      s += std::to_string(v);
+    }
+  }
+  if (in.wait_en) s += " wait=s" + std::to_string(in.wait_sem) + ">=" + std::to_string(in.wait_value);
+  if (in.signal_en)
+    s += " signal=s" + std::to_string(in.signal_sem) + (in.signal_set ? "=" : "+=") + std::to_string(in.signal_value);
+  return s;
+}
+
+}  // namespace tcemu::isa
