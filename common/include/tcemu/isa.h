@@ -82,8 +82,8 @@ struct Instr {
   X(Invalid, signal_set, 0, 10, 1, "1: the update sets the semaphore; 0: it adds to it")       \
   X(Invalid, wait_sem, 0, 16, 8, "semaphore waited on")                                        \
   X(Invalid, signal_sem, 0, 24, 8, "semaphore updated on completion")                          \
-  X(Invalid, wait_value, 0, 32, 16, "value the semaphore must reach")                          \
-  X(Invalid, signal_value, 0, 48, 16, "value added (or set)")                                  \
+  X(Invalid, wait_value, 7, 0, 32, "value the semaphore must reach")                          \
+  X(Invalid, signal_value, 7, 32, 32, "value added (or set)")                                  \
   X(DmaCopy, src, 1, 0, 48, "source device address (space in bits 47:44)")                     \
   X(DmaCopy, dst, 2, 0, 48, "destination device address")                                      \
   X(DmaCopy, bytes, 3, 0, 32, "contiguous bytes per innermost run (>= 1)")                     \

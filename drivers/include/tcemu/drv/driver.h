@@ -1,0 +1,114 @@
+// The TC1 driver: probe, reset, HBM allocation, command ring, job submission and completion, and fault
+// reporting. It talks to the device only through a Transport.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tcemu/drv/transport.h"
+#include "tcemu/error.h"
+#include "tcemu/regs.h"
+
+namespace tcemu::drv {
+
+// Hardware parameters as the device publishes them in its capability registers.
+struct DeviceInfo {
+  uint32_t id = 0, version = 0;
+  int rows = 0, cols = 0;
+  int sbuf_partitions = 0;
+  uint32_t sbuf_partition_bytes = 0;
+  int psum_partitions = 0;
+  uint32_t psum_bank_bytes = 0;
+  int psum_banks = 0;
+  uint64_t hbm_bytes = 0;
+  int dma_queues = 0;
+  int num_semaphores = 0;
+  uint32_t clock_mhz = 0;
+};
+
+// A fault the device reported; the device is halted until Driver::reset().
+class DeviceFault : public Error {
+ public:
+  DeviceFault(regs::FaultCode code, int engine, uint32_t pc, uint64_t addr, uint32_t info, uint32_t seq);
+  regs::FaultCode fault() const { return fault_; }
+  int engine() const { return engine_; }
+  uint32_t pc() const { return pc_; }
+  uint64_t addr() const { return addr_; }
+  uint32_t info() const { return info_; }
+  uint32_t seq() const { return seq_; }
+
+ private:
+  regs::FaultCode fault_;
+  int engine_;
+  uint32_t pc_;
+  uint64_t addr_;
+  uint32_t info_, seq_;
+};
+
+struct StreamRef {
+  int engine;          // isa engine id
+  uint64_t addr;       // absolute HBM address of the first 64-byte instruction
+  uint32_t count;      // instructions
+};
+
+struct Job {
+  uint64_t window_base = 0;  // HBM window the job's DMA "hbm:" addresses are relative to
+  uint64_t window_size = 0;
+  std::vector<StreamRef> streams;
+};
+
+struct JobResult {
+  uint32_t seq = 0;
+  uint64_t cycles = 0;  // device cycles from job start to completion (JOB_CYCLES)
+};
+
+class Driver {
+ public:
+  // Probes the device (ID and major version must match), reads its capabilities, resets it and sets up
+  // the command ring. Throws Error(kDevice) naming what was found if the device is not a TC1.
+  explicit Driver(Transport& transport);
+  ~Driver();
+
+  const DeviceInfo& info() const { return info_; }
+  Transport& transport() { return transport_; }
+
+  // Resets the device (aborting any job), clears faults and interrupts and re-initialises the command
+  // ring. HBM contents and allocations are kept.
+  void reset();
+
+  // HBM allocator: first fit, `align` must be a power of two. Throws Error(kCapacity) with the request
+  // and the largest free block when it cannot be satisfied.
+  uint64_t alloc(uint64_t bytes, uint64_t align = 4096);
+  void free(uint64_t addr);  // Error(kInvalidArgument) if addr was not returned by alloc
+  uint64_t bytes_free() const;
+
+  void write(uint64_t addr, std::span<const uint8_t> src) { transport_.mem_write(addr, src); }
+  void read(uint64_t addr, std::span<uint8_t> dst) { transport_.mem_read(addr, dst); }
+
+  // Writes the job descriptor and a ring entry, rings the doorbell. Returns the job's sequence number.
+  uint32_t submit(const Job& job);
+  // Waits until job `seq` completes. Throws DeviceFault if the device faulted (the device then needs
+  // reset()), Error(kTimeout) if `timeout_cycles` device cycles pass without completion.
+  JobResult wait(uint32_t seq, uint64_t timeout_cycles);
+  // submit + wait.
+  JobResult run(const Job& job, uint64_t timeout_cycles);
+
+  uint64_t cycle();
+
+ private:
+  void init_ring();
+  DeviceFault read_fault();
+
+  Transport& transport_;
+  DeviceInfo info_;
+  std::map<uint64_t, uint64_t> free_;   // addr -> size
+  std::map<uint64_t, uint64_t> used_;   // addr -> size
+  uint64_t ring_addr_ = 0, desc_addr_ = 0;
+  uint32_t ring_entries_ = 0;
+  uint32_t tail_ = 0, next_seq_ = 1, completed_ = 0;
+};
+
+}  // namespace tcemu::drv

@@ -1,0 +1,39 @@
+// Transport: everything the driver may do to a device, as a real driver sees a PCIe device (BAR0 MMIO,
+// DMA to device memory, an interrupt line). The driver never calls into emulator objects.
+//
+// Implemented by: InProcessTransport (drivers/inproc; the emulator linked into this process) and, later,
+// a socket transport to `tcemu serve`. Called by: drv::Driver only.
+//
+// Time: the device is the time master. Nothing free-runs: simulated time advances only inside
+// wait_irq(), so a driver that polls must wait between polls.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace tcemu::drv {
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  // 32-bit register access at a 4-aligned BAR0 offset. Takes no simulated time.
+  virtual uint32_t mmio_read(uint32_t offset) = 0;
+  virtual void mmio_write(uint32_t offset, uint32_t value) = 0;
+
+  // Device (HBM) memory access at absolute byte addresses. Throws tcemu::Error(kInvalidArgument) if the
+  // range is outside HBM. Takes no simulated time.
+  virtual void mem_read(uint64_t addr, std::span<uint8_t> dst) = 0;
+  virtual void mem_write(uint64_t addr, std::span<const uint8_t> src) = 0;
+
+  // Lets the device run until its interrupt line is asserted or `timeout_cycles` device cycles pass.
+  // Returns true if the interrupt line is asserted on return (it stays asserted until the driver clears
+  // IRQ_STATUS).
+  virtual bool wait_irq(uint64_t timeout_cycles) = 0;
+
+  // A short description for messages ("in-process emulator, config tc1-16").
+  virtual std::string describe() const = 0;
+};
+
+}  // namespace tcemu::drv

@@ -1,0 +1,33 @@
+// InProcessTransport: the emulator linked into this process. Owns the (single, per-process) emulated
+// device; implements the driver's Transport on it.
+#pragma once
+
+#include <memory>
+
+#include "tcemu/config.h"
+#include "tcemu/drv/transport.h"
+
+namespace tcemu::emu {
+class Device;
+}
+
+namespace tcemu::drv {
+
+class InProcessTransport : public Transport {
+ public:
+  // Builds the device for `config`. Throws Error(kDevice) if this process already built one.
+  explicit InProcessTransport(const DeviceConfig& config);
+  ~InProcessTransport() override;
+
+  uint32_t mmio_read(uint32_t offset) override;
+  void mmio_write(uint32_t offset, uint32_t value) override;
+  void mem_read(uint64_t addr, std::span<uint8_t> dst) override;
+  void mem_write(uint64_t addr, std::span<const uint8_t> src) override;
+  bool wait_irq(uint64_t timeout_cycles) override;
+  std::string describe() const override;
+
+ private:
+  std::unique_ptr<emu::Device> device_;
+};
+
+}  // namespace tcemu::drv

@@ -1,0 +1,216 @@
+#include "tcemu/drv/driver.h"
+
+#include <fmt/format.h>
+
+#include "tcemu/isa.h"
+
+namespace tcemu::drv {
+
+using namespace regs;
+
+namespace {
+
+constexpr uint32_t kRingEntries = 64;
+constexpr uint32_t kDescSlotBytes = 1024;  // >= kJobHeaderBytes + kMaxEngines * kJobStreamBytes
+constexpr uint64_t kAllocBase = 64 * 1024;  // HBM below this stays unused: address 0 is never valid
+static_assert(kJobHeaderBytes + isa::kMaxEngines * kJobStreamBytes <= kDescSlotBytes);
+
+const char* fault_doc(FaultCode c) {
+  switch (c) {
+#define TCEMU_X(name, code, doc) \
+  case FaultCode::name: return doc;
+    TCEMU_FAULTS(TCEMU_X)
+#undef TCEMU_X
+  }
+  return "unknown fault code";
+}
+
+std::string format_addr(uint64_t a) {
+  return fmt::format("{}:0x{:x}", isa::space_name(isa::addr_space(a)), isa::addr_offset(a));
+}
+
+void put32(std::vector<uint8_t>& b, size_t at, uint32_t v) {
+  for (int i = 0; i < 4; ++i) b[at + i] = uint8_t(v >> (8 * i));
+}
+void put64(std::vector<uint8_t>& b, size_t at, uint64_t v) {
+  for (int i = 0; i < 8; ++i) b[at + i] = uint8_t(v >> (8 * i));
+}
+
+}  // namespace
+
+DeviceFault::DeviceFault(FaultCode code, int engine, uint32_t pc, uint64_t addr, uint32_t info, uint32_t seq)
+    : Error(ErrorCode::kDeviceFault,
+            fmt::format("device fault {} ({}) on engine {}, instruction {} of job {}, address {}, opcode 0x{:02x}",
+                        fault_name(code), fault_doc(code), isa::engine_name(engine), pc, seq, format_addr(addr),
+                        info)),
+      fault_(code), engine_(engine), pc_(pc), addr_(addr), info_(info), seq_(seq) {}
+
+Driver::Driver(Transport& transport) : transport_(transport) {
+  uint32_t id = transport_.mmio_read(ID);
+  if (id != kDeviceId)
+    throw Error(ErrorCode::kDevice, fmt::format("{}: device ID 0x{:08x} is not a TC1 (expected 0x{:08x})",
+                                                transport_.describe(), id, kDeviceId));
+  uint32_t version = transport_.mmio_read(VERSION);
+  if ((version >> 16) != kVersionMajor)
+    throw Error(ErrorCode::kDevice, fmt::format("{}: register map version {}.{} not supported (driver speaks {}.x)",
+                                                transport_.describe(), version >> 16, version & 0xFFFF,
+                                                kVersionMajor));
+  info_.id = id;
+  info_.version = version;
+  info_.rows = int(transport_.mmio_read(ARRAY_ROWS));
+  info_.cols = int(transport_.mmio_read(ARRAY_COLS));
+  info_.sbuf_partitions = int(transport_.mmio_read(SBUF_PARTITIONS));
+  info_.sbuf_partition_bytes = transport_.mmio_read(SBUF_PARTITION_BYTES);
+  info_.psum_partitions = int(transport_.mmio_read(PSUM_PARTITIONS));
+  info_.psum_bank_bytes = transport_.mmio_read(PSUM_BANK_BYTES);
+  info_.psum_banks = int(transport_.mmio_read(PSUM_BANKS));
+  info_.hbm_bytes = transport_.mmio_read(HBM_SIZE_LO) | (uint64_t(transport_.mmio_read(HBM_SIZE_HI)) << 32);
+  info_.dma_queues = int(transport_.mmio_read(DMA_QUEUES));
+  info_.num_semaphores = int(transport_.mmio_read(NUM_SEMAPHORES));
+  info_.clock_mhz = transport_.mmio_read(CLOCK_MHZ);
+  if (info_.hbm_bytes <= kAllocBase)
+    throw Error(ErrorCode::kDevice, fmt::format("{}: HBM of {} bytes is too small", transport_.describe(), info_.hbm_bytes));
+  free_[kAllocBase] = info_.hbm_bytes - kAllocBase;
+  ring_entries_ = kRingEntries;
+  ring_addr_ = alloc(uint64_t(kRingEntries) * kRingEntryBytes);
+  desc_addr_ = alloc(uint64_t(kRingEntries) * kDescSlotBytes);
+  reset();
+}
+
+Driver::~Driver() = default;
+
+void Driver::init_ring() {
+  transport_.mmio_write(RING_BASE_LO, uint32_t(ring_addr_));
+  transport_.mmio_write(RING_BASE_HI, uint32_t(ring_addr_ >> 32));
+  transport_.mmio_write(RING_SIZE, ring_entries_);
+  transport_.mmio_write(IRQ_MASK, kIrqJobDone | kIrqFault);
+  transport_.mmio_write(CTRL, kCtrlEnable);
+  tail_ = 0;
+  completed_ = 0;
+  next_seq_ = 1;
+}
+
+void Driver::reset() {
+  transport_.mmio_write(CTRL, kCtrlReset);
+  transport_.mmio_write(IRQ_STATUS, kIrqJobDone | kIrqFault);
+  init_ring();
+}
+
+uint64_t Driver::alloc(uint64_t bytes, uint64_t align) {
+  if (bytes == 0 || align == 0 || (align & (align - 1)))
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("alloc: bad request of {} bytes aligned to {}", bytes, align));
+  uint64_t largest = 0;
+  for (auto it = free_.begin(); it != free_.end(); ++it) {
+    uint64_t start = (it->first + align - 1) & ~(align - 1);
+    uint64_t pad = start - it->first;
+    largest = std::max(largest, it->second > pad ? it->second - pad : 0);
+    if (it->second < pad || it->second - pad < bytes) continue;
+    uint64_t base = it->first, size = it->second;
+    free_.erase(it);
+    if (pad) free_[base] = pad;
+    if (size - pad > bytes) free_[start + bytes] = size - pad - bytes;
+    used_[start] = bytes;
+    return start;
+  }
+  throw Error(ErrorCode::kCapacity, fmt::format("HBM allocation of {} bytes (aligned to {}) failed: largest free block is {} bytes of {} free",
+                                                bytes, align, largest, bytes_free()));
+}
+
+void Driver::free(uint64_t addr) {
+  auto it = used_.find(addr);
+  if (it == used_.end())
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("free: 0x{:x} is not an allocated HBM block", addr));
+  uint64_t size = it->second;
+  used_.erase(it);
+  auto [pos, ok] = free_.emplace(addr, size);
+  auto next = std::next(pos);
+  if (next != free_.end() && pos->first + pos->second == next->first) {
+    pos->second += next->second;
+    free_.erase(next);
+  }
+  if (pos != free_.begin()) {
+    auto prev = std::prev(pos);
+    if (prev->first + prev->second == pos->first) {
+      prev->second += pos->second;
+      free_.erase(pos);
+    }
+  }
+}
+
+uint64_t Driver::bytes_free() const {
+  uint64_t n = 0;
+  for (auto& [a, s] : free_) n += s;
+  return n;
+}
+
+uint32_t Driver::submit(const Job& job) {
+  if (job.streams.size() > size_t(isa::kMaxEngines))
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("submit: {} streams (at most {})", job.streams.size(), isa::kMaxEngines));
+  uint32_t head = transport_.mmio_read(RING_HEAD);
+  if ((tail_ + 1) % ring_entries_ == head)
+    throw Error(ErrorCode::kCapacity, fmt::format("submit: command ring full ({} entries in flight)", ring_entries_ - 1));
+  uint32_t seq = next_seq_++;
+  uint32_t slot = tail_;
+  std::vector<uint8_t> desc(kJobHeaderBytes + job.streams.size() * kJobStreamBytes, 0);
+  put32(desc, 0, kJobMagic);
+  put32(desc, 4, uint32_t(job.streams.size()));
+  put64(desc, 8, job.window_base);
+  put64(desc, 16, job.window_size);
+  for (size_t i = 0; i < job.streams.size(); ++i) {
+    size_t at = kJobHeaderBytes + i * kJobStreamBytes;
+    put32(desc, at, uint32_t(job.streams[i].engine));
+    put32(desc, at + 4, job.streams[i].count);
+    put64(desc, at + 8, job.streams[i].addr);
+  }
+  uint64_t desc_at = desc_addr_ + uint64_t(slot) * kDescSlotBytes;
+  transport_.mem_write(desc_at, desc);
+  std::vector<uint8_t> entry(kRingEntryBytes, 0);
+  put64(entry, 0, desc_at);
+  put32(entry, 8, seq);
+  transport_.mem_write(ring_addr_ + uint64_t(slot) * kRingEntryBytes, entry);
+  tail_ = (tail_ + 1) % ring_entries_;
+  transport_.mmio_write(DOORBELL, tail_);
+  return seq;
+}
+
+DeviceFault Driver::read_fault() {
+  auto code = FaultCode(transport_.mmio_read(FAULT_CODE));
+  int engine = int(transport_.mmio_read(FAULT_ENGINE));
+  uint32_t pc = transport_.mmio_read(FAULT_PC);
+  uint64_t addr = transport_.mmio_read(FAULT_ADDR_LO) | (uint64_t(transport_.mmio_read(FAULT_ADDR_HI)) << 32);
+  uint32_t info = transport_.mmio_read(FAULT_INFO);
+  uint32_t seq = transport_.mmio_read(FAULT_SEQ);
+  return DeviceFault(code, engine, pc, addr, info, seq);
+}
+
+uint64_t Driver::cycle() {
+  uint64_t lo = transport_.mmio_read(CYCLE_LO);
+  return lo | (uint64_t(transport_.mmio_read(CYCLE_HI)) << 32);
+}
+
+JobResult Driver::wait(uint32_t seq, uint64_t timeout_cycles) {
+  const uint64_t start = cycle();
+  for (;;) {
+    // Acknowledge first, then look: an interrupt raised after this point stays pending for wait_irq.
+    transport_.mmio_write(IRQ_STATUS, kIrqJobDone);
+    if (transport_.mmio_read(STATUS) & kStatusFault) throw read_fault();
+    uint32_t done = transport_.mmio_read(COMPLETED_SEQ);
+    if (int32_t(done - seq) >= 0) {
+      JobResult r;
+      r.seq = seq;
+      r.cycles = transport_.mmio_read(JOB_CYCLES_LO) | (uint64_t(transport_.mmio_read(JOB_CYCLES_HI)) << 32);
+      return r;
+    }
+    uint64_t elapsed = cycle() - start;
+    if (elapsed >= timeout_cycles)
+      throw Error(ErrorCode::kTimeout,
+                  fmt::format("job {} did not complete within {} device cycles (device status 0x{:x}, ring head {} tail {})",
+                              seq, timeout_cycles, transport_.mmio_read(STATUS), transport_.mmio_read(RING_HEAD),
+                              transport_.mmio_read(RING_TAIL)));
+    transport_.wait_irq(timeout_cycles - elapsed);
+  }
+}
+
+JobResult Driver::run(const Job& job, uint64_t timeout_cycles) { return wait(submit(job), timeout_cycles); }
+
+}  // namespace tcemu::drv
