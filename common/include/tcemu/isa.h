@@ -50,7 +50,7 @@ enum class EngineClass : uint8_t { kAny, kTensor, kDma };
   X(DmaCopy, 0x10, EngineClass::kDma, "dma_copy",                                             \
     "copy bytes between HBM, SBUF and PSUM with a 3-D access pattern on both sides")          \
   X(Matmul, 0x20, EngineClass::kTensor, "matmul",                                             \
-    "PSUM[out] (=|+=) W^T X: stationary W [k x m] and moving X [k x n] bf16 in SBUF, fp32 out")
+    "PSUM[out] = (or +=) W^T X: stationary W [k x m], moving X [k x n], bf16 in SBUF, fp32 out")
 
 enum class Opcode : uint8_t {
   Invalid = 0,
