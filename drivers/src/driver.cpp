@@ -188,7 +188,7 @@ uint64_t Driver::cycle() {
   return lo | (uint64_t(transport_.mmio_read(CYCLE_HI)) << 32);
 }
 
-JobResult Driver::wait(uint32_t seq, uint64_t timeout_cycles) {
+JobResult Driver::wait(uint32_t seq, uint64_t timeout_cycles, const Progress& progress) {
   const uint64_t start = cycle();
   for (;;) {
     // Acknowledge first, then look: an interrupt raised after this point stays pending for wait_irq.
@@ -207,10 +207,17 @@ JobResult Driver::wait(uint32_t seq, uint64_t timeout_cycles) {
                   fmt::format("job {} did not complete within {} device cycles (device status 0x{:x}, ring head {} tail {})",
                               seq, timeout_cycles, transport_.mmio_read(STATUS), transport_.mmio_read(RING_HEAD),
                               transport_.mmio_read(RING_TAIL)));
-    transport_.wait_irq(timeout_cycles - elapsed);
+    uint64_t slice = timeout_cycles - elapsed;
+    if (progress) {
+      slice = std::min(slice, kProgressSlice);
+      if (elapsed) progress(elapsed);
+    }
+    transport_.wait_irq(slice);
   }
 }
 
-JobResult Driver::run(const Job& job, uint64_t timeout_cycles) { return wait(submit(job), timeout_cycles); }
+JobResult Driver::run(const Job& job, uint64_t timeout_cycles, const Progress& progress) {
+  return wait(submit(job), timeout_cycles, progress);
+}
 
 }  // namespace tcemu::drv

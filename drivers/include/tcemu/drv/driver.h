@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <span>
 #include <string>
@@ -90,11 +91,15 @@ class Driver {
 
   // Writes the job descriptor and a ring entry, rings the doorbell. Returns the job's sequence number.
   uint32_t submit(const Job& job);
+  // Called about every kProgressSlice device cycles while wait() runs, with the cycles waited so far.
+  using Progress = std::function<void(uint64_t cycles_waited)>;
+  static constexpr uint64_t kProgressSlice = 1 << 20;
+
   // Waits until job `seq` completes. Throws DeviceFault if the device faulted (the device then needs
   // reset()), Error(kTimeout) if `timeout_cycles` device cycles pass without completion.
-  JobResult wait(uint32_t seq, uint64_t timeout_cycles);
+  JobResult wait(uint32_t seq, uint64_t timeout_cycles, const Progress& progress = {});
   // submit + wait.
-  JobResult run(const Job& job, uint64_t timeout_cycles);
+  JobResult run(const Job& job, uint64_t timeout_cycles, const Progress& progress = {});
 
   uint64_t cycle();
 

@@ -1,0 +1,128 @@
+#include "tcemu/rt/runtime.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "tcemu/isa.h"
+#include "tcemu/numerics.h"
+
+namespace tcemu::rt {
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+std::vector<uint8_t> to_device_bytes(const HostTensor& t, model::DType dtype) {
+  std::vector<uint8_t> out;
+  if (dtype == model::DType::kBf16) {
+    out.resize(t.data.size() * 2);
+    for (size_t i = 0; i < t.data.size(); ++i) {
+      uint16_t b = num::f32_to_bf16(t.data[i]);
+      out[2 * i] = uint8_t(b), out[2 * i + 1] = uint8_t(b >> 8);
+    }
+  } else {
+    out.resize(t.data.size() * 4);
+    std::memcpy(out.data(), t.data.data(), out.size());
+  }
+  return out;
+}
+
+std::vector<float> from_device_bytes(std::span<const uint8_t> bytes, model::DType dtype) {
+  std::vector<float> out;
+  if (dtype == model::DType::kBf16) {
+    out.resize(bytes.size() / 2);
+    for (size_t i = 0; i < out.size(); ++i) out[i] = num::bf16_to_f32(uint16_t(bytes[2 * i] | (bytes[2 * i + 1] << 8)));
+  } else {
+    out.resize(bytes.size() / 4);
+    std::memcpy(out.data(), bytes.data(), out.size() * 4);
+  }
+  return out;
+}
+
+std::unique_ptr<LoadedModel> Runtime::load(const model::Model& m) {
+  const drv::DeviceInfo& dev = driver_.info();
+  if (m.array_rows != dev.rows || m.array_cols != dev.cols)
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("model '{}' was built for {} ({}x{} array) but the device has a {}x{} array", m.name,
+                            m.config_name, m.array_rows, m.array_cols, dev.rows, dev.cols));
+  uint64_t code_bytes = 0;
+  for (const auto& s : m.streams) {
+    bool present = s.engine == isa::kEngineTensor ||
+                   (s.engine >= isa::kEngineDma0 && s.engine < isa::kEngineDma0 + dev.dma_queues);
+    if (!present)
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("model '{}' has a stream for engine {}, which this device does not have",
+                                                           m.name, isa::engine_name(s.engine)));
+    code_bytes += s.instrs.size() * isa::kInstrBytes;
+  }
+  auto lm = std::make_unique<LoadedModel>();
+  lm->model_ = m;
+  lm->window_addr_ = driver_.alloc(std::max<uint64_t>(m.hbm_window_bytes, 1), 4096);
+  try {
+    lm->code_addr_ = driver_.alloc(std::max<uint64_t>(code_bytes, 64), 64);
+  } catch (...) {
+    driver_.free(lm->window_addr_);
+    throw;
+  }
+  lm->job_.window_base = lm->window_addr_;
+  lm->job_.window_size = m.hbm_window_bytes;
+  uint64_t at = lm->code_addr_;
+  for (const auto& s : m.streams) {
+    std::vector<uint8_t> code(s.instrs.size() * isa::kInstrBytes);
+    for (size_t i = 0; i < s.instrs.size(); ++i)
+      isa::encode_to(s.instrs[i], std::span<uint8_t, isa::kInstrBytes>(code.data() + i * isa::kInstrBytes, isa::kInstrBytes));
+    if (!code.empty()) driver_.write(at, code);
+    lm->job_.streams.push_back({s.engine, at, uint32_t(s.instrs.size())});
+    at += code.size();
+  }
+  for (const auto& t : m.tensors)
+    if (t.kind == model::TensorKind::kConst) driver_.write(lm->window_addr_ + t.hbm_offset, t.data);
+  return lm;
+}
+
+void Runtime::unload(LoadedModel& lm) {
+  if (lm.window_addr_) driver_.free(lm.window_addr_);
+  if (lm.code_addr_) driver_.free(lm.code_addr_);
+  lm.window_addr_ = lm.code_addr_ = 0;
+}
+
+RunResult Runtime::run(LoadedModel& lm, const TensorMap& inputs, const RunOptions& opts) {
+  const model::Model& m = lm.model_;
+  for (const auto& [name, t] : inputs) {
+    const model::Tensor* mt = m.find_tensor(name);
+    if (!mt || mt->kind != model::TensorKind::kInput)
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("model '{}' has no input named '{}'", m.name, name));
+  }
+  for (const auto& t : m.tensors) {
+    if (t.kind != model::TensorKind::kInput) continue;
+    auto it = inputs.find(t.name);
+    if (it == inputs.end())
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("input '{}' ({} {}) is not bound", t.name,
+                                                           model::dtype_name(t.dtype), shape_string(t.shape)));
+    if (it->second.shape != t.shape)
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("input '{}': expected shape {}, got {}", t.name,
+                                                           shape_string(t.shape), shape_string(it->second.shape)));
+    driver_.write(lm.window_addr_ + t.hbm_offset, to_device_bytes(it->second, t.dtype));
+  }
+  RunResult result;
+  try {
+    result.cycles = driver_.run(lm.job_, opts.timeout_cycles, opts.progress).cycles;
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kDeviceFault || e.code() == ErrorCode::kTimeout) driver_.reset();
+    throw;
+  }
+  for (const auto& t : m.tensors) {
+    if (t.kind != model::TensorKind::kOutput) continue;
+    std::vector<uint8_t> bytes(t.bytes);
+    driver_.read(lm.window_addr_ + t.hbm_offset, bytes);
+    HostTensor h;
+    h.shape = t.shape;
+    h.data = from_device_bytes(bytes, t.dtype);
+    result.outputs[t.name] = std::move(h);
+  }
+  return result;
+}
+
+}  // namespace tcemu::rt
