@@ -1,0 +1,135 @@
+// tcemu-bench-rtl: simulation speed of the verilated tensor engine (tcemu_rtl) on its own, at full
+// throughput: one random moving column accepted every cycle, all rows enabled, weights loaded once.
+//
+//   tcemu-bench-rtl [--json] [--min-time SECONDS] [--size RxC ...]
+//
+// Prints simulated cycles per wall-clock second and the MAC rate (cycles/s x rows x cols) per array size.
+// Figures only; nothing is asserted about time.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tcemu/rtl/tensor_engine.h"
+
+namespace {
+
+struct Result {
+  int rows;
+  int cols;
+  uint64_t cycles;
+  double seconds;
+  double cycles_per_second() const { return static_cast<double>(cycles) / seconds; }
+  double macs_per_second() const { return cycles_per_second() * rows * cols; }
+};
+
+// Random bf16 in roughly [-4, 4] with a random sign: normal numbers, no specials.
+uint16_t random_bf16(std::mt19937& rng) {
+  const uint32_t sign = rng() & 1u;
+  const uint32_t exp = 120 + rng() % 9;
+  const uint32_t mant = rng() & 0x7Fu;
+  return static_cast<uint16_t>((sign << 15) | (exp << 7) | mant);
+}
+
+Result measure(int rows, int cols, double min_seconds) {
+  auto te = tcemu::rtl::make_tensor_engine(rows, cols);
+  std::mt19937 rng(1234);
+  std::vector<uint16_t> w(cols);
+  for (int r = 0; r < rows; ++r) {
+    for (auto& v : w) v = random_bf16(rng);
+    te->set_wload(true, r, w.data());
+    te->tick();
+  }
+  te->set_wload(false, 0, nullptr);
+
+  // A pool of columns cycled through, so the host spends its time in the model, not in the RNG.
+  constexpr int kPool = 64;
+  std::vector<uint16_t> pool(static_cast<size_t>(kPool) * rows);
+  for (auto& v : pool) v = random_bf16(rng);
+
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  uint64_t cycles = 0;
+  double elapsed = 0.0;
+  const uint64_t chunk = 2048;
+  while (elapsed < min_seconds) {
+    for (uint64_t i = 0; i < chunk; ++i, ++cycles) {
+      te->set_moving(true, cycles == 0, rows, &pool[(cycles % kPool) * rows]);
+      te->tick();
+    }
+    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  return {rows, cols, cycles, elapsed};
+}
+
+[[noreturn]] void usage(const char* prog, const std::string& error) {
+  std::fprintf(stderr, "%s: %s\nusage: %s [--json] [--min-time SECONDS] [--size RxC ...]\n", prog,
+               error.c_str(), prog);
+  std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool json = false;
+  double min_seconds = 1.0;
+  std::vector<std::pair<int, int>> sizes;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--json") {
+      json = true;
+    } else if (arg == "--min-time" && i + 1 < argc) {
+      min_seconds = std::atof(argv[++i]);
+      if (!(min_seconds > 0.0)) usage(argv[0], "--min-time needs a positive number of seconds");
+    } else if (arg == "--size" && i + 1 < argc) {
+      int r = 0;
+      int c = 0;
+      if (std::sscanf(argv[++i], "%dx%d", &r, &c) != 2) usage(argv[0], "--size takes RxC, e.g. 16x16");
+      sizes.emplace_back(r, c);
+    } else if (arg == "--help" || arg == "-h") {
+      usage(argv[0], "help");
+    } else {
+      usage(argv[0], "unknown argument '" + arg + "'");
+    }
+  }
+  if (sizes.empty()) {
+    for (const auto& s : tcemu::rtl::available_tensor_engine_sizes()) {
+      if (s.first <= 32 && s.second <= 32) sizes.push_back(s);
+    }
+  }
+
+  std::vector<Result> results;
+  try {
+    for (const auto& [r, c] : sizes) results.push_back(measure(r, c, min_seconds));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
+    return 1;
+  }
+
+  if (json) {
+    std::string out = "{\"sizes\":[";
+    for (size_t i = 0; i < results.size(); ++i) {
+      const Result& r = results[i];
+      out += fmt::format(
+          "{}{{\"rows\":{},\"cols\":{},\"cycles\":{},\"seconds\":{:.6f},\"cycles_per_second\":{:.1f},"
+          "\"macs_per_second\":{:.1f}}}",
+          i ? "," : "", r.rows, r.cols, r.cycles, r.seconds, r.cycles_per_second(), r.macs_per_second());
+    }
+    out += "]}";
+    fmt::print("{}\n", out);
+  } else {
+    fmt::print("verilated tc_tensor_engine, full-throughput random columns (one per cycle)\n");
+    fmt::print("{:>9} {:>12} {:>10} {:>14} {:>12}\n", "size", "cycles", "seconds", "cycles/s", "MAC/s");
+    for (const Result& r : results) {
+      fmt::print("{:>9} {:>12} {:>10.3f} {:>14.0f} {:>12.3e}\n", fmt::format("{}x{}", r.rows, r.cols),
+                 r.cycles, r.seconds, r.cycles_per_second(), r.macs_per_second());
+    }
+  }
+  return 0;
+}
