@@ -511,43 +511,43 @@ class Tc1 : public sc_core::sc_module {
       uint64_t token = wait_for_work(engine);
       te_->reset();
       uint32_t next_pc = 0;
-      std::optional<Matmul> loading, streaming;
-      std::deque<Matmul> draining;
-      bool fetch_failed = false;
+      std::optional<Matmul> loading;
+      // Matmuls whose columns entered the array, oldest first; only the newest may still be streaming.
+      // Result columns leave the array in the same order and are routed to the front.
+      std::deque<Matmul> inflight;
+      auto streaming = [&]() -> Matmul* {
+        return !inflight.empty() && inflight.back().next_col < int(inflight.back().in.n) ? &inflight.back() : nullptr;
+      };
       while (token == job_token_) {
         // Fetch the next instruction into the load slot. A NOP completes here once its wait is met; a
         // NOP that signals also waits for every earlier matmul to finish, so its signal means "all
         // work before me is done".
-        if (!loading && !fetch_failed && next_pc < streams_[engine].count) {
+        if (!loading && next_pc < streams_[engine].count) {
           std::optional<Instr> in = fetch(engine, next_pc);
-          if (!in || (in->opcode == Opcode::Matmul && !check_matmul(next_pc, *in))) {
-            fetch_failed = true;
-            break;
-          }
+          if (!in || (in->opcode == Opcode::Matmul && !check_matmul(next_pc, *in))) break;  // faulted
           loading = Matmul{*in, next_pc};
           ++next_pc;
         }
         if (loading && loading->in.opcode == Opcode::Nop) {
-          if (sem_ready(loading->in) && (!loading->in.signal_en || (!streaming && draining.empty()))) {
+          if (sem_ready(loading->in) && (!loading->in.signal_en || inflight.empty())) {
             signal(loading->in);
             loading.reset();
             continue;
           }
         }
-        bool done = !loading && !streaming && draining.empty() && next_pc >= streams_[engine].count;
-        if (done) break;
+        if (!loading && inflight.empty() && next_pc >= streams_[engine].count) break;  // stream done
 
-        bool can_load = loading && loading->in.opcode == Opcode::Matmul && sem_ready(loading->in) &&
-                        loading->rows_loaded < int(loading->in.k) && te_->wload_ready();
-        bool can_start = !streaming && loading && loading->in.opcode == Opcode::Matmul &&
+        bool can_start = !streaming() && loading && loading->in.opcode == Opcode::Matmul &&
                          loading->rows_loaded == int(loading->in.k);
         if (can_start) {
-          streaming = std::move(loading);
-          loading.reset();
-          can_load = false;  // the next instruction is fetched next cycle
+          inflight.push_back(std::move(*loading));
+          loading.reset();  // the next instruction is fetched next cycle
         }
-        if (!can_load && !streaming && !te_->busy() && draining.empty()) {
-          // Nothing can move until a semaphore changes.
+        bool can_load = loading && loading->in.opcode == Opcode::Matmul && sem_ready(loading->in) &&
+                        loading->rows_loaded < int(loading->in.k) && te_->wload_ready();
+        Matmul* st = streaming();
+        if (!can_load && !st && inflight.empty()) {
+          // Nothing can move until a semaphore changes: sleep without clocking the array.
           wait(sem_ev_ | abort_ev_);
           continue;
         }
@@ -560,33 +560,30 @@ class Tc1 : public sc_core::sc_module {
           te_->set_wload(true, r, wrow.data());
           ++loading->rows_loaded;
         } else {
-          te_->set_wload(false, 0, wrow.data());
+          te_->set_wload(false, 0, nullptr);
         }
-        if (streaming && streaming->next_col < int(streaming->in.n)) {
-          const Instr& in = streaming->in;
+        if (st) {
+          const Instr& in = st->in;
           for (int r = 0; r < rows; ++r)
-            xcol[r] = uint64_t(r) < in.k ? sbuf_bf16(in.mv_part + r, in.mv_off + 2 * uint64_t(streaming->next_col)) : 0;
-          te_->set_moving(true, streaming->next_col == 0, int(in.k), xcol.data());
-          if (++streaming->next_col == int(in.n)) {
-            draining.push_back(std::move(*streaming));
-            streaming.reset();
-          }
+            xcol[r] = uint64_t(r) < in.k ? sbuf_bf16(in.mv_part + r, in.mv_off + 2 * uint64_t(st->next_col)) : 0;
+          te_->set_moving(true, st->next_col == 0, int(in.k), xcol.data());
+          ++st->next_col;
         } else {
-          te_->set_moving(false, false, 1, xcol.data());
+          te_->set_moving(false, false, 1, nullptr);
         }
         te_->tick();
         if (!wait_cycles(1, token)) break;
         if (te_->out_valid()) {
           te_->out_data(out.data());
-          if (draining.empty()) {  // cannot happen with a correct array; report instead of crashing
+          if (inflight.empty()) {  // a result nobody asked for: an RTL protocol bug, reported, not fatal
             raise_fault(FaultCode::BadOperand, engine, next_pc, 0, 0xFF);
             break;
           }
-          Matmul& mm = draining.front();
+          Matmul& mm = inflight.front();
           write_psum(mm, out.data());
           if (++mm.next_out == int(mm.in.n)) {
             signal(mm.in);
-            draining.pop_front();
+            inflight.pop_front();
           }
         }
       }

@@ -1,0 +1,162 @@
+// The tcemu command line as a user runs it: exit codes, one-line errors, JSON fields, files.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <regex>
+
+#include "tcemu/kb/gemm.h"
+#include "tcemu/model.h"
+#include "tcemu/npy.h"
+#include "tcemu/numerics.h"
+
+namespace tcemu {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int status;
+  std::string out;  // stdout and stderr together
+};
+
+Result tcemu(const std::string& args) {
+  std::string cmd = std::string(TCEMU_BIN) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  Result r{-1, ""};
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return r;
+}
+
+uint64_t json_uint(const std::string& json, const std::string& key) {
+  std::smatch m;
+  if (!std::regex_search(json, m, std::regex("\"" + key + "\": ([0-9]+)"))) return UINT64_MAX;
+  return std::stoull(m[1]);
+}
+
+int lines(const std::string& s) { return int(std::count(s.begin(), s.end(), '\n')); }
+
+fs::path temp_dir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("tcemu_cli_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+TEST(Cli, GemmJsonIsBitExactAndDeterministic) {
+  Result a = tcemu("gemm --m 64 --n 96 --k 80 --config tc1-16 --seed 7 --json");
+  Result b = tcemu("gemm --m 64 --n 96 --k 80 --config tc1-16 --seed 7 --json");
+  ASSERT_EQ(a.status, 0) << a.out;
+  EXPECT_EQ(json_uint(a.out, "mismatches"), 0u) << a.out;
+  EXPECT_EQ(json_uint(a.out, "macs"), 64u * 96 * 80);
+  EXPECT_NE(json_uint(a.out, "cycles"), UINT64_MAX);
+  EXPECT_EQ(json_uint(a.out, "cycles"), json_uint(b.out, "cycles"));
+  EXPECT_NE(a.out.find("\"utilization\": 0."), std::string::npos) << a.out;
+  EXPECT_EQ(lines(a.out), 1) << "JSON output must be one object and nothing else: " << a.out;
+}
+
+TEST(Cli, InfoJson) {
+  Result r = tcemu("info --config tc1-32 --json");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(json_uint(r.out, "array_rows"), 32u);
+  EXPECT_EQ(json_uint(r.out, "dma_queues"), 16u);
+}
+
+TEST(Cli, BadArgumentsGiveOneLineErrorAndNonZeroExit) {
+  struct Case {
+    std::string args, expect;
+  } cases[] = {
+      {"frobnicate", "unknown command 'frobnicate'"},
+      {"gemm --m 4 --n 4", "missing required option --k"},
+      {"gemm --m x --n 4 --k 4", "--m: 'x' is not an integer"},
+      {"gemm --m 0 --n 4 --k 4", "out of range"},
+      {"gemm --m 4 --n 4 --k 4 --config tc9", "unknown device config 'tc9'"},
+      {"gemm --m 4 --n 4 --k 4 --bogus 1", "unknown option --bogus"},
+      {"run", "expected exactly one MODEL.tcm"},
+      {"run /nonexistent/model.tcm --output-dir /tmp/x", "/nonexistent/model.tcm"},
+      {"gemm --m", "option --m needs a value"},
+  };
+  for (const auto& c : cases) {
+    Result r = tcemu(c.args);
+    EXPECT_NE(r.status, 0) << c.args;
+    EXPECT_LT(r.status, 128) << c.args << " crashed: " << r.out;
+    EXPECT_NE(r.out.find(c.expect), std::string::npos) << c.args << " -> " << r.out;
+    EXPECT_NE(r.out.find("tcemu: error: "), std::string::npos) << r.out;
+  }
+}
+
+TEST(Cli, RunModelFileWithNpyInputsWritesNpyOutputs) {
+  fs::path d = temp_dir("run");
+  const int M = 9, N = 11, K = 19;
+  const DeviceConfig& cfg = find_config("tc1-8");
+  model::save(kb::build_gemm(cfg, M, N, K), (d / "g.tcm").string());
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-1, 1);
+  npy::Array a{{M, K}, {}}, b{{K, N}, {}};
+  for (int i = 0; i < M * K; ++i) a.data.push_back(u(rng));  // not bf16: the runtime rounds (RNE)
+  for (int i = 0; i < K * N; ++i) b.data.push_back(u(rng));
+  npy::save((d / "a.npy").string(), a);
+  npy::save((d / "b.npy").string(), b);
+  Result r = tcemu("run " + (d / "g.tcm").string() + " --input a=" + (d / "a.npy").string() + " --input b=" +
+                   (d / "b.npy").string() + " --output-dir " + (d / "out").string() + " --json");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_GT(json_uint(r.out, "cycles"), 0u);
+  npy::Array c = npy::load((d / "out" / "c.npy").string());
+  ASSERT_EQ(c.shape, (std::vector<int64_t>{M, N}));
+  std::vector<uint16_t> A, B;
+  for (float x : a.data) A.push_back(num::f32_to_bf16(x));
+  for (float x : b.data) B.push_back(num::f32_to_bf16(x));
+  std::vector<uint32_t> C(M * N);
+  num::golden_gemm(M, N, K, cfg.rows, A.data(), B.data(), C.data());
+  for (int i = 0; i < M * N; ++i) ASSERT_EQ(num::f32_bits(c.data[i]), C[i]) << i;
+  fs::remove_all(d);
+}
+
+TEST(Cli, CorruptModelFilesGivePreciseErrors) {
+  fs::path d = temp_dir("corrupt");
+  std::vector<uint8_t> good = model::serialize(kb::build_gemm(find_config("tc1-8"), 4, 4, 4));
+  auto write = [&](const std::string& name, const std::vector<uint8_t>& bytes) {
+    std::ofstream f(d / name, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+    return (d / name).string();
+  };
+  std::vector<uint8_t> truncated(good.begin(), good.begin() + good.size() / 2);
+  std::vector<uint8_t> magic = good;
+  magic[0] ^= 0xFF;
+  std::vector<uint8_t> flipped = good;
+  flipped[good.size() - 1] ^= 0x01;
+  for (auto [name, bytes] : {std::pair{"truncated.tcm", truncated}, {"magic.tcm", magic}, {"flipped.tcm", flipped}}) {
+    std::string path = write(name, bytes);
+    Result r = tcemu("run " + path + " --output-dir " + (d / "out").string());
+    EXPECT_EQ(r.status, 1) << name << ": " << r.out;
+    EXPECT_NE(r.out.find(path), std::string::npos) << "error must name the file: " << r.out;
+    EXPECT_EQ(lines(r.out), 1) << r.out;
+  }
+  fs::remove_all(d);
+}
+
+TEST(Cli, MissingNpyInputNamesTheFile) {
+  fs::path d = temp_dir("missing");
+  model::save(kb::build_gemm(find_config("tc1-8"), 2, 2, 2), (d / "g.tcm").string());
+  Result r = tcemu("run " + (d / "g.tcm").string() + " --input a=" + (d / "nope.npy").string() + " --output-dir " +
+                   (d / "out").string());
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("nope.npy"), std::string::npos) << r.out;
+  fs::remove_all(d);
+}
+
+TEST(Cli, DemoRunsTheDefaultModelAndPasses) {
+  Result r = tcemu("demo");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("PASS, bit-exact"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace tcemu

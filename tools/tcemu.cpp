@@ -1,0 +1,373 @@
+// tcemu: the command line. Every command that reports figures also has --json.
+//
+//   tcemu info  [--config C] [--json]
+//   tcemu gemm  --m M --n N --k K [--config C] [--seed S] [--save-model FILE] [--json]
+//   tcemu run   MODEL.tcm --input NAME=FILE.npy ... --output-dir DIR [--json]
+//   tcemu demo  [--json]          the main job: the embedded default model on the default config
+//
+// Errors print one line "tcemu: error: ..." and exit with status 1 (2 for usage errors).
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include "inproc_transport.h"
+#include "tcemu/config.h"
+#include "tcemu/docblock.h"
+#include "tcemu/drv/driver.h"
+#include "tcemu/error.h"
+#include "tcemu/kb/gemm.h"
+#include "tcemu/model.h"
+#include "tcemu/npy.h"
+#include "tcemu/numerics.h"
+#include "tcemu/rt/runtime.h"
+
+namespace {
+
+using namespace tcemu;
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+constexpr const char* kUsage = R"(usage: tcemu <command> [options]
+
+commands:
+  info   [--config C] [--json]                    device configuration and capabilities
+  gemm   --m M --n N --k K [--config C] [--seed S] [--save-model FILE] [--json]
+                                                  random bf16 GEMM on the emulator, checked bit-exactly
+                                                  against the golden model
+  run    MODEL.tcm --input NAME=FILE.npy ... --output-dir DIR [--config C] [--json]
+                                                  run a model file; outputs are written as DIR/NAME.npy
+  doc    isa|registers|faults [--update FILE.md]  print (or refresh in FILE.md) a generated doc table
+  demo   [--json]                                 the main job: the embedded default model (GEMM
+                                                  256x256x256) on the default config (tc1-16)
+
+configs: tc1-8, tc1-16 (default), tc1-32
+)";
+
+// Minimal option parser: --name value, --flag, and positionals. Unknown options are usage errors.
+class Args {
+ public:
+  Args(int argc, char** argv, int first, const std::vector<std::string>& flags,
+       const std::vector<std::string>& valued) {
+    for (int i = first; i < argc; ++i) {
+      std::string a = argv[i];
+      if (a.rfind("--", 0) != 0) {
+        positional_.push_back(a);
+        continue;
+      }
+      std::string name = a.substr(2), value;
+      bool has_eq = false;
+      if (auto eq = name.find('='); eq != std::string::npos) {
+        value = name.substr(eq + 1), name = name.substr(0, eq), has_eq = true;
+      }
+      if (std::find(flags.begin(), flags.end(), name) != flags.end()) {
+        flags_[name] = true;
+      } else if (std::find(valued.begin(), valued.end(), name) != valued.end()) {
+        if (!has_eq) {
+          if (i + 1 >= argc) throw UsageError("option --" + name + " needs a value");
+          value = argv[++i];
+        }
+        values_[name].push_back(value);
+      } else {
+        throw UsageError("unknown option --" + name);
+      }
+    }
+  }
+  bool flag(const std::string& n) const { return flags_.count(n) != 0; }
+  std::optional<std::string> value(const std::string& n) const {
+    auto it = values_.find(n);
+    if (it == values_.end()) return std::nullopt;
+    return it->second.back();
+  }
+  std::vector<std::string> values(const std::string& n) const {
+    auto it = values_.find(n);
+    return it == values_.end() ? std::vector<std::string>{} : it->second;
+  }
+  int64_t integer(const std::string& n, std::optional<int64_t> def, int64_t lo, int64_t hi) const {
+    auto v = value(n);
+    if (!v) {
+      if (!def) throw UsageError("missing required option --" + n);
+      return *def;
+    }
+    size_t used = 0;
+    int64_t x = 0;
+    try {
+      x = std::stoll(*v, &used, 0);
+    } catch (...) {
+      used = 0;
+    }
+    if (used == 0 || used != v->size()) throw UsageError("--" + n + ": '" + *v + "' is not an integer");
+    if (x < lo || x > hi) throw UsageError(fmt::format("--{}: {} is out of range [{}, {}]", n, x, lo, hi));
+    return x;
+  }
+  const std::vector<std::string>& positional() const { return positional_; }
+
+ private:
+  std::map<std::string, bool> flags_;
+  std::map<std::string, std::vector<std::string>> values_;
+  std::vector<std::string> positional_;
+};
+
+std::string json_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\', o += c;
+    else if (static_cast<unsigned char>(c) < 0x20) o += fmt::format("\\u{:04x}", int(c));
+    else o += c;
+  }
+  return o;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Progress on stderr for long runs, only when stderr is a terminal (keeps logs and --json clean).
+rt::RunOptions run_options() {
+  rt::RunOptions o;
+  if (isatty(fileno(stderr))) {
+    auto t0 = std::chrono::steady_clock::now();
+    o.progress = [t0](uint64_t cycles) {
+      double s = seconds_since(t0);
+      fmt::print(stderr, "\r  simulating: {:.1f} M device cycles, {:.0f} cycles/s ", double(cycles) / 1e6,
+                 s > 0 ? double(cycles) / s : 0.0);
+      std::fflush(stderr);
+    };
+  }
+  return o;
+}
+
+void end_progress(const rt::RunOptions& o) {
+  if (o.progress) fmt::print(stderr, "\r\033[K");
+}
+
+// The device, driver and runtime of this process (one emulated device per process).
+struct Session {
+  explicit Session(const DeviceConfig& cfg) : transport(cfg), driver(transport), runtime(driver) {}
+  drv::InProcessTransport transport;
+  drv::Driver driver;
+  rt::Runtime runtime;
+};
+
+int cmd_info(const Args& args) {
+  const DeviceConfig& cfg = find_config(args.value("config").value_or(kDefaultConfig));
+  Session s(cfg);
+  const drv::DeviceInfo& d = s.driver.info();
+  if (args.flag("json")) {
+    fmt::print(
+        "{{\"config\": \"{}\", \"device_id\": \"0x{:08x}\", \"version\": \"{}.{}\", \"array_rows\": {}, \"array_cols\": {}, "
+        "\"sbuf_partitions\": {}, \"sbuf_partition_bytes\": {}, \"psum_partitions\": {}, \"psum_bank_bytes\": {}, "
+        "\"psum_banks\": {}, \"hbm_bytes\": {}, \"dma_queues\": {}, \"semaphores\": {}, \"clock_mhz\": {}, "
+        "\"tensor_engine\": \"rtl\"}}\n",
+        cfg.name, d.id, d.version >> 16, d.version & 0xFFFF, d.rows, d.cols, d.sbuf_partitions, d.sbuf_partition_bytes,
+        d.psum_partitions, d.psum_bank_bytes, d.psum_banks, d.hbm_bytes, d.dma_queues, d.num_semaphores, d.clock_mhz);
+    return 0;
+  }
+  fmt::print("tcemu device {} (ID 0x{:08x}, register map {}.{})\n", cfg.name, d.id, d.version >> 16, d.version & 0xFFFF);
+  fmt::print("  TensorE     {}x{} weight-stationary systolic array, verilated RTL, bf16 x bf16 -> fp32\n", d.rows, d.cols);
+  fmt::print("  SBUF        {} partitions x {} KiB = {} KiB\n", d.sbuf_partitions, d.sbuf_partition_bytes / 1024,
+             uint64_t(d.sbuf_partitions) * d.sbuf_partition_bytes / 1024);
+  fmt::print("  PSUM        {} partitions x {} banks x {} B\n", d.psum_partitions, d.psum_banks, d.psum_bank_bytes);
+  fmt::print("  HBM         {} MiB (sparse)\n", d.hbm_bytes >> 20);
+  fmt::print("  DMA         {} queues, {} B/cycle each, {} cycles start latency\n", d.dma_queues, cfg.dma_bytes_per_cycle,
+             cfg.dma_latency_cycles);
+  fmt::print("  semaphores  {}\n", d.num_semaphores);
+  fmt::print("  clock       {} MHz\n", d.clock_mhz);
+  return 0;
+}
+
+std::vector<float> random_bf16_values(std::mt19937_64& rng, size_t n) {
+  // Uniform in [-1, 1), rounded to bf16 so the host copy is exactly what the device receives.
+  std::vector<float> v(n);
+  for (auto& x : v) {
+    double u = double(rng() >> 11) * 0x1.0p-53;
+    x = num::bf16_to_f32(num::f32_to_bf16(float(2.0 * u - 1.0)));
+  }
+  return v;
+}
+
+struct GemmReport {
+  std::string config;
+  int m, n, k;
+  uint64_t seed, cycles, macs, mismatches, instructions;
+  double utilization, wall_s, cycles_per_s;
+  int rows, cols;
+};
+
+void print_gemm(const GemmReport& r, bool json) {
+  if (json) {
+    fmt::print(
+        "{{\"config\": \"{}\", \"m\": {}, \"n\": {}, \"k\": {}, \"seed\": {}, \"cycles\": {}, \"macs\": {}, "
+        "\"utilization\": {:.6f}, \"mismatches\": {}, \"instructions\": {}, \"tensor_engine\": \"rtl\", "
+        "\"wall_seconds\": {:.3f}, \"device_cycles_per_second\": {:.0f}}}\n",
+        r.config, r.m, r.n, r.k, r.seed, r.cycles, r.macs, r.utilization, r.mismatches, r.instructions, r.wall_s,
+        r.cycles_per_s);
+    return;
+  }
+  fmt::print("gemm {}x{}x{} (M x N x K) on {} ({}x{} array, RTL tensor engine), seed {}\n", r.m, r.n, r.k, r.config,
+             r.rows, r.cols, r.seed);
+  fmt::print("  cycles        {}\n", r.cycles);
+  fmt::print("  MACs          {}\n", r.macs);
+  fmt::print("  utilisation   {:.1f}%  (MACs / (cycles x {} x {}))\n", 100.0 * r.utilization, r.rows, r.cols);
+  fmt::print("  instructions  {}\n", r.instructions);
+  fmt::print("  check         {} ({} of {} elements differ from the golden model)\n",
+             r.mismatches == 0 ? "PASS, bit-exact" : "FAIL", r.mismatches, uint64_t(r.m) * r.n);
+  fmt::print("  host          {:.2f} s wall, {:.0f} device cycles/s\n", r.wall_s, r.cycles_per_s);
+}
+
+int run_gemm(const DeviceConfig& cfg, int M, int N, int K, uint64_t seed, const std::optional<std::string>& save,
+             bool json) {
+  model::Model m = kb::build_gemm(cfg, M, N, K);
+  if (save) model::save(m, *save);
+  size_t instrs = 0;
+  for (auto& s : m.streams) instrs += s.instrs.size();
+
+  std::mt19937_64 rng(seed);
+  rt::TensorMap in;
+  in["a"] = {{M, K}, random_bf16_values(rng, size_t(M) * K)};
+  in["b"] = {{K, N}, random_bf16_values(rng, size_t(K) * N)};
+
+  Session s(cfg);
+  auto lm = s.runtime.load(m);
+  auto t0 = std::chrono::steady_clock::now();
+  rt::RunOptions opts = run_options();
+  rt::RunResult res = s.runtime.run(*lm, in, opts);
+  end_progress(opts);
+  double wall = seconds_since(t0);
+
+  // Golden model: independent plain C++ of the documented numerics (K chunked by the array rows).
+  std::vector<uint16_t> A(size_t(M) * K), B(size_t(K) * N);
+  for (size_t i = 0; i < A.size(); ++i) A[i] = num::f32_to_bf16(in["a"].data[i]);
+  for (size_t i = 0; i < B.size(); ++i) B[i] = num::f32_to_bf16(in["b"].data[i]);
+  std::vector<uint32_t> C(size_t(M) * N);
+  num::golden_gemm(M, N, K, cfg.rows, A.data(), B.data(), C.data());
+  const auto& out = res.outputs.at("c").data;
+  uint64_t mismatches = 0;
+  for (size_t i = 0; i < C.size(); ++i) mismatches += num::f32_bits(out[i]) != C[i];
+
+  GemmReport r{cfg.name, M, N, K, seed, res.cycles, uint64_t(M) * N * K, mismatches, instrs, 0, wall, 0,
+               cfg.rows, cfg.cols};
+  r.utilization = double(r.macs) / (double(r.cycles) * cfg.rows * cfg.cols);
+  r.cycles_per_s = wall > 0 ? double(r.cycles) / wall : 0;
+  print_gemm(r, json);
+  return mismatches == 0 ? 0 : 1;
+}
+
+int cmd_gemm(const Args& args) {
+  const DeviceConfig& cfg = find_config(args.value("config").value_or(kDefaultConfig));
+  int M = int(args.integer("m", std::nullopt, 1, 1 << 16));
+  int N = int(args.integer("n", std::nullopt, 1, 1 << 16));
+  int K = int(args.integer("k", std::nullopt, 1, 1 << 16));
+  uint64_t seed = uint64_t(args.integer("seed", 1, 0, INT64_MAX));
+  return run_gemm(cfg, M, N, K, seed, args.value("save-model"), args.flag("json"));
+}
+
+int cmd_run(const Args& args) {
+  if (args.positional().size() != 1) throw UsageError("run: expected exactly one MODEL.tcm argument");
+  const std::string path = args.positional()[0];
+  model::Model m = model::load(path);
+  auto out_dir = args.value("output-dir");
+  if (!out_dir) throw UsageError("run: missing required option --output-dir");
+  const DeviceConfig& cfg = find_config(args.value("config").value_or(m.config_name));
+  rt::TensorMap inputs;
+  for (const std::string& spec : args.values("input")) {
+    auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+      throw UsageError("--input expects NAME=FILE.npy, got '" + spec + "'");
+    inputs[spec.substr(0, eq)] = npy::load(spec.substr(eq + 1));
+  }
+  Session s(cfg);
+  auto lm = s.runtime.load(m);
+  auto t0 = std::chrono::steady_clock::now();
+  rt::RunOptions opts = run_options();
+  rt::RunResult res = s.runtime.run(*lm, inputs, opts);
+  end_progress(opts);
+  double wall = seconds_since(t0);
+  std::error_code ec;
+  std::filesystem::create_directories(*out_dir, ec);
+  if (ec) throw Error(ErrorCode::kIo, fmt::format("cannot create output directory '{}': {}", *out_dir, ec.message()));
+  std::vector<std::string> written;
+  for (auto& [name, t] : res.outputs) {
+    std::string file = (std::filesystem::path(*out_dir) / (name + ".npy")).string();
+    npy::save(file, t);
+    written.push_back(file);
+  }
+  if (args.flag("json")) {
+    std::string files;
+    for (auto& f : written) files += (files.empty() ? "" : ", ") + fmt::format("\"{}\"", json_escape(f));
+    fmt::print("{{\"model\": \"{}\", \"config\": \"{}\", \"cycles\": {}, \"wall_seconds\": {:.3f}, \"outputs\": [{}]}}\n",
+               json_escape(m.name), cfg.name, res.cycles, wall, files);
+  } else {
+    fmt::print("model {} on {}: {} cycles ({:.2f} s wall)\n", m.name, cfg.name, res.cycles, wall);
+    for (auto& f : written) fmt::print("  wrote {}\n", f);
+  }
+  return 0;
+}
+
+// tcemu doc NAME [--update FILE]: prints a generated doc table, or rewrites its block in FILE.
+int cmd_doc(const Args& args) {
+  if (args.positional().size() != 1) throw UsageError("doc: expected one table name (isa, registers, faults)");
+  const std::string name = args.positional()[0];
+  auto content = generated_block(name);
+  if (!content) throw UsageError("doc: unknown table '" + name + "' (known: isa, registers, faults)");
+  auto file = args.value("update");
+  if (!file) {
+    fmt::print("{}", *content);
+    return 0;
+  }
+  std::ifstream in(*file);
+  if (!in) throw Error(ErrorCode::kIo, fmt::format("cannot read '{}'", *file));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto updated = replace_block(ss.str(), name, *content);
+  if (!updated) throw Error(ErrorCode::kFormat, fmt::format("'{}' has no '<!-- generated: {} -->' block", *file, name));
+  std::ofstream out(*file);
+  out << *updated;
+  if (!out) throw Error(ErrorCode::kIo, fmt::format("cannot write '{}'", *file));
+  return 0;
+}
+
+int cmd_demo(const Args& args) {
+  if (!args.flag("json")) fmt::print("tcemu demo: the default model (GEMM 256x256x256, bf16 -> fp32) on {}\n\n", kDefaultConfig);
+  return run_gemm(find_config(kDefaultConfig), 256, 256, 256, 1, std::nullopt, args.flag("json"));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help") {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string cmd = argv[1];
+  try {
+    if (cmd == "info") return cmd_info(Args(argc, argv, 2, {"json"}, {"config"}));
+    if (cmd == "gemm") return cmd_gemm(Args(argc, argv, 2, {"json"}, {"m", "n", "k", "config", "seed", "save-model"}));
+    if (cmd == "run") return cmd_run(Args(argc, argv, 2, {"json"}, {"input", "output-dir", "config"}));
+    if (cmd == "doc") return cmd_doc(Args(argc, argv, 2, {}, {"update"}));
+    if (cmd == "demo") return cmd_demo(Args(argc, argv, 2, {"json"}, {}));
+    throw UsageError("unknown command '" + cmd + "'");
+  } catch (const UsageError& e) {
+    if (isatty(fileno(stderr))) fmt::print(stderr, "\r\033[K");
+    fmt::print(stderr, "tcemu: error: {}\n(run 'tcemu --help' for usage)\n", e.what());
+    return 2;
+  } catch (const tcemu::Error& e) {
+    if (isatty(fileno(stderr))) fmt::print(stderr, "\r\033[K");  // clear a progress line
+    fmt::print(stderr, "tcemu: error: {}\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "tcemu: error: {}\n", e.what());
+    return 1;
+  }
+}
