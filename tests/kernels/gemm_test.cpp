@@ -82,7 +82,7 @@ TEST_P(GemmShapes, BitExactAgainstGoldenAndDeterministic) {
 INSTANTIATE_TEST_SUITE_P(
     Configs, GemmShapes,
     ::testing::Values(Shape{"tc1-8", 8, 8, 8}, Shape{"tc1-8", 1, 1, 1}, Shape{"tc1-8", 13, 7, 21},
-                      Shape{"tc1-8", 64, 96, 80}, Shape{"tc1-8", 20, 600, 17}, Shape{"tc1-16", 16, 16, 16},
+                      Shape{"tc1-8", 64, 96, 80}, Shape{"tc1-8", 20, 600, 17}, Shape{"tc1-8", 10, 70, 2100}, Shape{"tc1-16", 16, 16, 16},
                       Shape{"tc1-16", 64, 96, 80}, Shape{"tc1-16", 33, 5, 47}, Shape{"tc1-16", 100, 130, 70},
                       Shape{"tc1-16", 17, 513, 33}, Shape{"tc1-32", 32, 32, 32}, Shape{"tc1-32", 64, 96, 80},
                       Shape{"tc1-32", 31, 33, 65}, Shape{"tc1-32", 70, 200, 100}, Shape{"tc1-32", 1, 700, 3}),
@@ -115,15 +115,27 @@ TEST(GemmSpecial, EdgeValuesBitExactThroughPsumAccumulation) {
 }
 
 TEST(GemmPlan, RejectsBadSizesAndReportsCapacity) {
-  const DeviceConfig& cfg = find_config("tc1-8");
+  DeviceConfig cfg = find_config("tc1-8");
   EXPECT_THROW(kb::plan_gemm(cfg, 0, 4, 4), Error);
+  cfg.sbuf_partition_bytes = 32;  // cannot hold even one k-tile of one column
   try {
-    kb::plan_gemm(cfg, 8, 8, 65536);  // the A^T panels alone exceed a 16 KiB partition
+    kb::plan_gemm(cfg, 8, 8, 64);
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kCapacity);
     EXPECT_NE(std::string(e.what()).find("does not fit tc1-8"), std::string::npos) << e.what();
   }
+}
+
+TEST(GemmPlan, LongKIsSplitIntoGroupsThatFitSbuf) {
+  const DeviceConfig& cfg = find_config("tc1-8");
+  kb::GemmPlan whole = kb::plan_gemm(cfg, 64, 96, 80);
+  EXPECT_EQ(whole.k_groups, 1);
+  kb::GemmPlan p = kb::plan_gemm(cfg, 8, 8, 65536);
+  EXPECT_GT(p.k_groups, 1);
+  EXPECT_EQ(p.k_tiles, 65536 / 8);
+  // 2 A panels + 2 B panels + 2 out rows per partition.
+  EXPECT_LE(4 * p.k_group * p.m_tile + 4 * p.k_group * p.n_tile + 8 * p.n_tile, int(cfg.sbuf_partition_bytes));
 }
 
 }  // namespace
