@@ -5,6 +5,7 @@
 // unused rows/columns filled with NaN/inf garbage.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "te_stream.h"
@@ -60,6 +61,23 @@ INSTANTIATE_TEST_SUITE_P(Sizes, TensorEngineRandom,
                            return std::to_string(info.param.rows) + "x" + std::to_string(info.param.cols) +
                                   "_seed" + std::to_string(info.param.seed);
                          });
+
+// Every size built into tcemu_rtl (including any added with -DTCEMU_RTL_EXTRA_SIZES), a few matmuls each.
+TEST(TensorEngineRandomAllSizes, FewMatmulsEach) {
+  for (const auto& [rows, cols] : available_tensor_engine_sizes()) {
+    SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(cols));
+    auto te = make_tensor_engine(rows, cols);
+    std::mt19937_64 rng(1000 + rows * 1000 + cols);
+    const int count = std::clamp(20000 / (rows * cols), 5, 50);
+    std::vector<MatmulJob> jobs;
+    for (int i = 0; i < count; ++i) jobs.push_back(random_job(rows, cols, rng));
+    StreamOptions opt;
+    opt.gap_probability = 0.05;
+    opt.late_load_probability = 0.3;
+    Streamer(*te, 77, opt).run(jobs);
+    for (const auto& j : jobs) expect_matches_golden(j);
+  }
+}
 
 }  // namespace
 }  // namespace tcemu::rtl::test

@@ -77,9 +77,11 @@ class TensorEngineModel {  // one verilated tc_tensor_engine instance
   virtual bool busy() const = 0;
   virtual uint64_t cycle() const = 0;  // rising edges since reset()
 
-  // FST waveform dump of every later clock cycle (10 time units per cycle, rising edge at 10*cycle()).
-  // Tracing slows simulation by an order of magnitude: trace a window. Opening while a dump is open
-  // closes the previous one. Arrays longer than Rows + Cols elements are not traced.
+  // FST waveform dump of every later clock cycle. Dump time is 10 units per cycle: the rising edge of
+  // the n-th clock cycle since construction (reset()'s cycles included) is at 10*n, inputs set before a
+  // tick() show 2 units before its edge. Tracing slows simulation by an order of magnitude: trace a
+  // window. Opening while a dump is open closes the previous one. Up to 32x32 every register array is in
+  // the dump; larger sizes dump the ports and the controller only (docs/rtl.md, "Waveforms").
   virtual void trace_open(const std::string& fst_path) = 0;
   virtual void trace_close() = 0;
 };
