@@ -8,7 +8,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <deque>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>

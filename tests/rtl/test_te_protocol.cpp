@@ -2,7 +2,9 @@
 // determinism, plus the adapter's contract: sizes, errors, reset, coexisting instances, waveform dumps.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <stdexcept>
 #include <thread>
