@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <ostream>
 #include <vector>
 
 #include "te_stream.h"
@@ -19,6 +20,10 @@ struct RandomCase {
   int matmuls;
   uint64_t seed;
 };
+
+void PrintTo(const RandomCase& rc, std::ostream* os) {
+  *os << rc.rows << "x" << rc.cols << ", " << rc.matmuls << " matmuls, seed " << rc.seed;
+}
 
 class TensorEngineRandom : public ::testing::TestWithParam<RandomCase> {};
 
