@@ -155,6 +155,15 @@ void end_progress(const rt::RunOptions& o) {
 // The device, driver and runtime of this process (one emulated device per process).
 struct Session {
   explicit Session(const DeviceConfig& cfg) : transport(cfg), driver(transport), runtime(driver) {}
+  // Loads and runs `m` with progress on a terminal; returns the result and the run's wall seconds.
+  std::pair<rt::RunResult, double> load_and_run(const model::Model& m, const rt::TensorMap& inputs) {
+    auto lm = runtime.load(m);
+    auto t0 = std::chrono::steady_clock::now();
+    rt::RunOptions opts = run_options();
+    rt::RunResult res = runtime.run(*lm, inputs, opts);
+    end_progress(opts);
+    return {std::move(res), seconds_since(t0)};
+  }
   drv::InProcessTransport transport;
   drv::Driver driver;
   rt::Runtime runtime;
@@ -239,12 +248,7 @@ int run_gemm(const DeviceConfig& cfg, int M, int N, int K, uint64_t seed, const 
   in["b"] = {{K, N}, random_bf16_values(rng, size_t(K) * N)};
 
   Session s(cfg);
-  auto lm = s.runtime.load(m);
-  auto t0 = std::chrono::steady_clock::now();
-  rt::RunOptions opts = run_options();
-  rt::RunResult res = s.runtime.run(*lm, in, opts);
-  end_progress(opts);
-  double wall = seconds_since(t0);
+  auto [res, wall] = s.load_and_run(m, in);
 
   // Golden model: independent plain C++ of the documented numerics (K chunked by the array rows).
   std::vector<uint16_t> A(size_t(M) * K), B(size_t(K) * N);
@@ -288,12 +292,7 @@ int cmd_run(const Args& args) {
     inputs[spec.substr(0, eq)] = npy::load(spec.substr(eq + 1));
   }
   Session s(cfg);
-  auto lm = s.runtime.load(m);
-  auto t0 = std::chrono::steady_clock::now();
-  rt::RunOptions opts = run_options();
-  rt::RunResult res = s.runtime.run(*lm, inputs, opts);
-  end_progress(opts);
-  double wall = seconds_since(t0);
+  auto [res, wall] = s.load_and_run(m, inputs);
   std::error_code ec;
   std::filesystem::create_directories(*out_dir, ec);
   if (ec) throw Error(ErrorCode::kIo, fmt::format("cannot create output directory '{}': {}", *out_dir, ec.message()));
