@@ -1,5 +1,6 @@
 #include "tcemu/isa.h"
 
+#include <cstdio>
 #include <cstring>
 
 #include "tcemu/error.h"

@@ -43,6 +43,7 @@ std::vector<float> from_device_bytes(std::span<const uint8_t> bytes, model::DTyp
 }
 
 std::unique_ptr<LoadedModel> Runtime::load(const model::Model& m) {
+  model::validate(m);  // in-memory models (from the builder) get the same checks as files
   const drv::DeviceInfo& dev = driver_.info();
   if (m.array_rows != dev.rows || m.array_cols != dev.cols)
     throw Error(ErrorCode::kInvalidArgument,
