@@ -1,0 +1,446 @@
+// The TC1 SystemC model (internal to the emulator library; the public face is tcemu/emu/device.h).
+// Its process bodies live in tc1.cpp (command processor, CSR), tensor_engine.cpp and dma.cpp.
+//
+// The TC1 SystemC model. Time: one clock for the whole core, 1 ns of SystemC time per cycle.
+//
+// Processes (all SC_THREADs of module Tc1):
+//  - command_processor: consumes the command ring, validates job descriptors, starts the engines of a
+//    job, waits for them, then publishes completion (COMPLETED_SEQ, JOB_DONE interrupt).
+//  - tensor_engine: the TensorE sequencer; clocks the verilated array cycle by cycle while it has work
+//    (weight loads, moving columns, results draining) and sleeps on semaphores otherwise.
+//  - dma_queue (one per queue): executes dma_copy instructions with a latency + bandwidth cost.
+// Reset and faults bump job_token_; every process re-checks its token after each wait() and abandons
+// stale work, so a reset in the middle of a job never leaves a process running old work.
+#pragma once
+
+#include "tcemu/config.h"
+
+// Verilated headers (pulled in by the RTL adapter) must come before <systemc>.
+#include "tcemu/rtl/tensor_engine.h"
+
+#define SC_INCLUDE_DYNAMIC_PROCESSES  // sc_spawn for the per-queue DMA threads
+#include <systemc>
+
+#include <array>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "tcemu/error.h"
+#include "tcemu/isa.h"
+#include "tcemu/numerics.h"
+#include "tcemu/regs.h"
+
+namespace tcemu::emu {
+
+using isa::Instr;
+using isa::Opcode;
+using regs::FaultCode;
+
+inline constexpr uint64_t kPageBytes = 4096;
+inline constexpr uint64_t kMaxDmaRuns = uint64_t(1) << 24;  // d1_count x d2_count limit of one dma_copy
+inline const sc_core::sc_time kCycle(1, sc_core::SC_NS);
+
+// HBM: sparse, 4 KiB pages allocated on first write; untouched memory reads as zero.
+class SparseMemory {
+ public:
+  explicit SparseMemory(uint64_t size) : size_(size) {}
+  uint64_t size() const { return size_; }
+  uint64_t resident_bytes() const { return pages_.size() * kPageBytes; }
+
+  void read(uint64_t addr, uint8_t* dst, uint64_t len) const {
+    while (len) {
+      uint64_t page = addr / kPageBytes, off = addr % kPageBytes;
+      uint64_t n = std::min(len, kPageBytes - off);
+      auto it = pages_.find(page);
+      if (it == pages_.end()) std::memset(dst, 0, n);
+      else std::memcpy(dst, it->second.get() + off, n);
+      addr += n, dst += n, len -= n;
+    }
+  }
+  void write(uint64_t addr, const uint8_t* src, uint64_t len) {
+    while (len) {
+      uint64_t page = addr / kPageBytes, off = addr % kPageBytes;
+      uint64_t n = std::min(len, kPageBytes - off);
+      auto& p = pages_[page];
+      if (!p) {
+        p = std::make_unique<uint8_t[]>(kPageBytes);
+        std::memset(p.get(), 0, kPageBytes);
+      }
+      std::memcpy(p.get() + off, src, n);
+      addr += n, src += n, len -= n;
+    }
+  }
+
+ private:
+  uint64_t size_;
+  std::unordered_map<uint64_t, std::unique_ptr<uint8_t[]>> pages_;
+};
+
+inline uint64_t rd64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= uint64_t(p[i]) << (8 * i);
+  return v;
+}
+inline uint32_t rd32(const uint8_t* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= uint32_t(p[i]) << (8 * i);
+  return v;
+}
+
+struct Fault {
+  FaultCode code = FaultCode::None;
+  uint64_t addr = 0;
+};
+
+struct StreamDesc {
+  uint32_t count = 0;
+  uint64_t addr = 0;  // absolute HBM address of the first instruction
+};
+
+class Tc1 : public sc_core::sc_module {
+ public:
+  SC_HAS_PROCESS(Tc1);
+
+  Tc1(sc_core::sc_module_name name, const DeviceConfig& cfg)
+      : sc_module(name), cfg_(cfg), hbm_(cfg.hbm_bytes),
+        sbuf_(cfg.sbuf_bytes(), 0), psum_(cfg.psum_bytes(), 0),
+        te_(rtl::make_tensor_engine(cfg.rows, cfg.cols)) {
+    te_->reset();
+    streams_.resize(isa::kMaxEngines);
+    engine_done_.assign(isa::kMaxEngines, true);
+    SC_THREAD(command_processor);
+    SC_THREAD(tensor_engine);
+    for (int q = 0; q < cfg_.dma_queues; ++q) {
+      sc_core::sc_spawn_options opts;
+      sc_core::sc_spawn([this, q] { dma_queue(isa::kEngineDma0 + q); }, sc_core::sc_gen_unique_name("dma"), &opts);
+    }
+  }
+
+  const DeviceConfig& config() const { return cfg_; }
+  SparseMemory& hbm() { return hbm_; }
+  bool irq_line() const { return (irq_status_ & irq_mask_) != 0; }
+  uint64_t cycle() const { return uint64_t(sc_core::sc_time_stamp() / kCycle); }
+
+  // ---- MMIO ---------------------------------------------------------------------------------------
+  uint32_t mmio_read(uint32_t off) {
+    using namespace regs;
+    switch (off) {
+      case ID: return kDeviceId;
+      case VERSION: return kVersion;
+      case ARRAY_ROWS: return uint32_t(cfg_.rows);
+      case ARRAY_COLS: return uint32_t(cfg_.cols);
+      case SBUF_PARTITIONS: return uint32_t(cfg_.sbuf_partitions);
+      case SBUF_PARTITION_BYTES: return cfg_.sbuf_partition_bytes;
+      case PSUM_PARTITIONS: return uint32_t(cfg_.psum_partitions);
+      case PSUM_BANK_BYTES: return cfg_.psum_bank_bytes;
+      case PSUM_BANKS: return uint32_t(cfg_.psum_banks);
+      case HBM_SIZE_LO: return uint32_t(cfg_.hbm_bytes);
+      case HBM_SIZE_HI: return uint32_t(cfg_.hbm_bytes >> 32);
+      case DMA_QUEUES: return uint32_t(cfg_.dma_queues);
+      case NUM_SEMAPHORES: return kNumSemaphores;
+      case CLOCK_MHZ: return cfg_.clock_mhz;
+      case CTRL: return enabled_ ? kCtrlEnable : 0;
+      case STATUS: return kStatusReady | (job_running_ ? kStatusBusy : 0) | (fault_.code != FaultCode::None ? kStatusFault : 0);
+      case IRQ_STATUS: return irq_status_;
+      case IRQ_MASK: return irq_mask_;
+      case RING_BASE_LO: return uint32_t(ring_base_);
+      case RING_BASE_HI: return uint32_t(ring_base_ >> 32);
+      case RING_SIZE: return ring_size_;
+      case RING_HEAD: return ring_head_;
+      case RING_TAIL: return ring_tail_;
+      case COMPLETED_SEQ: return completed_seq_;
+      case FAULT_CODE: return uint32_t(fault_.code);
+      case FAULT_ENGINE: return fault_engine_;
+      case FAULT_PC: return fault_pc_;
+      case FAULT_ADDR_LO: return uint32_t(fault_.addr);
+      case FAULT_ADDR_HI: return uint32_t(fault_.addr >> 32);
+      case FAULT_INFO: return fault_info_;
+      case FAULT_SEQ: return fault_seq_;
+      case CYCLE_LO: {
+        uint64_t c = cycle();
+        cycle_hi_latch_ = uint32_t(c >> 32);
+        return uint32_t(c);
+      }
+      case CYCLE_HI: return cycle_hi_latch_;
+      case JOB_CYCLES_LO: return uint32_t(job_cycles_);
+      case JOB_CYCLES_HI: return uint32_t(job_cycles_ >> 32);
+      default: return 0;  // unmapped offsets read as zero, like a real BAR
+    }
+  }
+
+  void mmio_write(uint32_t off, uint32_t v) {
+    using namespace regs;
+    switch (off) {
+      case CTRL:
+        if (v & kCtrlReset) reset();
+        enabled_ = (v & kCtrlEnable) != 0;
+        kick();
+        break;
+      case IRQ_STATUS: irq_status_ &= ~v; break;
+      case IRQ_MASK: irq_mask_ = v & (kIrqJobDone | kIrqFault); break;
+      case RING_BASE_LO: ring_base_ = (ring_base_ & ~uint64_t(0xFFFFFFFF)) | v; break;
+      case RING_BASE_HI: ring_base_ = (ring_base_ & 0xFFFFFFFFull) | (uint64_t(v) << 32); break;
+      case RING_SIZE: ring_size_ = v; break;
+      case DOORBELL:
+        ring_tail_ = v;
+        kick();
+        break;
+      default: break;  // writes to read-only or unmapped offsets are ignored, like a real BAR
+    }
+  }
+
+ private:
+  // Wakes the command processor. Safe to call between sc_start() calls: the delta notification is
+  // processed when the host next runs the simulation.
+  void kick() { cp_ev_.notify(sc_core::SC_ZERO_TIME); }
+
+  void reset() {
+    ++job_token_;  // every process abandons what it was doing at its next check
+    ring_base_ = 0, ring_size_ = 0, ring_head_ = 0, ring_tail_ = 0;
+    completed_seq_ = 0, job_cycles_ = 0;
+    irq_status_ = 0;
+    fault_ = {}, fault_engine_ = 0, fault_pc_ = 0, fault_info_ = 0, fault_seq_ = 0;
+    job_running_ = false;
+    sems_.fill(0);
+    std::fill(engine_done_.begin(), engine_done_.end(), true);
+    te_->reset();
+    wake_ev_.notify(sc_core::SC_ZERO_TIME);
+    abort_ev_.notify(sc_core::SC_ZERO_TIME);
+    kick();
+  }
+
+  void raise_irq(uint32_t bits) {
+    irq_status_ |= bits;
+    if (irq_line()) sc_core::sc_pause();  // return control to the host waiting in run()
+  }
+
+  // First fault wins; the device halts until reset.
+  void raise_fault(FaultCode code, int engine, uint32_t pc, uint64_t addr, uint32_t info) {
+    if (fault_.code != FaultCode::None) return;
+    fault_ = {code, addr};
+    fault_engine_ = uint32_t(engine), fault_pc_ = pc, fault_info_ = info, fault_seq_ = running_seq_;
+    job_running_ = false;
+    ++job_token_;
+    abort_ev_.notify(sc_core::SC_ZERO_TIME);
+    raise_irq(regs::kIrqFault);
+  }
+
+  bool halted() const { return fault_.code != FaultCode::None; }
+
+  // ---- Command processor ------------------------------------------------------------------------
+  void command_processor() {
+    for (;;) {
+      while (!(enabled_ && !halted() && ring_size_ != 0 && ring_head_ != ring_tail_)) wait(cp_ev_);
+      uint64_t token = ++job_token_;
+      if (!start_job()) continue;
+      while (!all_engines_done() && token == job_token_) wait(cp_ev_);
+      if (token != job_token_) continue;  // reset or fault
+      job_running_ = false;
+      completed_seq_ = running_seq_;
+      job_cycles_ = cycle() - job_start_cycle_;
+      ring_head_ = (ring_head_ + 1) % ring_size_;
+      raise_irq(regs::kIrqJobDone);
+    }
+  }
+
+  bool start_job() {
+    const uint32_t size = ring_size_;
+    if ((size & (size - 1)) != 0 || size > 4096 || ring_tail_ >= size || ring_base_ % 64 != 0 ||
+        ring_base_ + uint64_t(size) * regs::kRingEntryBytes > hbm_.size()) {
+      raise_fault(FaultCode::BadRing, 0, 0, ring_base_, size);
+      return false;
+    }
+    uint8_t entry[regs::kRingEntryBytes];
+    hbm_.read(ring_base_ + uint64_t(ring_head_) * regs::kRingEntryBytes, entry, sizeof entry);
+    uint64_t desc = rd64(entry);
+    running_seq_ = rd32(entry + 8);
+    auto bad_job = [&](uint64_t where, uint32_t info) {
+      raise_fault(FaultCode::BadJob, 0, 0, where, info);
+      return false;
+    };
+    if (desc + regs::kJobHeaderBytes > hbm_.size() || desc + regs::kJobHeaderBytes < desc) return bad_job(desc, 0);
+    uint8_t hdr[regs::kJobHeaderBytes];
+    hbm_.read(desc, hdr, sizeof hdr);
+    if (rd32(hdr) != regs::kJobMagic) return bad_job(desc, rd32(hdr));
+    uint32_t nstreams = rd32(hdr + 4);
+    window_base_ = rd64(hdr + 8);
+    window_size_ = rd64(hdr + 16);
+    if (nstreams > uint32_t(isa::kMaxEngines)) return bad_job(desc + 4, nstreams);
+    if (window_base_ > hbm_.size() || window_size_ > hbm_.size() - window_base_) return bad_job(desc + 8, 0);
+    for (auto& s : streams_) s = {};
+    for (uint32_t i = 0; i < nstreams; ++i) {
+      uint64_t at = desc + regs::kJobHeaderBytes + uint64_t(i) * regs::kJobStreamBytes;
+      if (at + regs::kJobStreamBytes > hbm_.size()) return bad_job(at, i);
+      uint8_t s[regs::kJobStreamBytes];
+      hbm_.read(at, s, sizeof s);
+      uint32_t engine = rd32(s), count = rd32(s + 4);
+      uint64_t addr = rd64(s + 8);
+      bool present = engine == uint32_t(isa::kEngineTensor) ||
+                     (engine >= uint32_t(isa::kEngineDma0) && engine < uint32_t(isa::kEngineDma0 + cfg_.dma_queues));
+      if (!present || streams_[engine].count != 0) return bad_job(at, engine);
+      if (addr > hbm_.size() || uint64_t(count) * isa::kInstrBytes > hbm_.size() - addr) return bad_job(at + 8, engine);
+      streams_[engine] = {count, addr};
+    }
+    sems_.fill(0);
+    for (int e = 0; e < isa::kMaxEngines; ++e) engine_done_[e] = streams_[e].count == 0;
+    job_running_ = true;
+    job_start_cycle_ = cycle();
+    wake_ev_.notify(sc_core::SC_ZERO_TIME);
+    return true;
+  }
+
+  bool all_engines_done() const {
+    for (bool d : engine_done_)
+      if (!d) return false;
+    return true;
+  }
+
+  void engine_finished(int engine, uint64_t token) {
+    if (token != job_token_) return;
+    engine_done_[engine] = true;
+    cp_ev_.notify(sc_core::SC_ZERO_TIME);
+  }
+
+  // Blocks the calling engine until it has a stream of the current job to run; returns the job token.
+  uint64_t wait_for_work(int engine) {
+    while (!(job_running_ && !engine_done_[engine])) wait(wake_ev_);
+    return job_token_;
+  }
+
+  // ---- Instruction fetch, semaphores ------------------------------------------------------------
+  // Fetches, decodes and checks that `engine` may run instruction pc. Raises the fault on failure.
+  std::optional<Instr> fetch(int engine, uint32_t pc) {
+    uint8_t raw[isa::kInstrBytes];
+    hbm_.read(streams_[engine].addr + uint64_t(pc) * isa::kInstrBytes, raw, sizeof raw);
+    isa::Decoded d = isa::decode_bytes(raw);
+    if (!d.instr) {
+      raise_fault(FaultCode::BadOpcode, engine, pc, streams_[engine].addr + uint64_t(pc) * isa::kInstrBytes, raw[0]);
+      return std::nullopt;
+    }
+    if (!isa::engine_accepts(engine, d.instr->opcode)) {
+      raise_fault(FaultCode::WrongEngine, engine, pc, 0, raw[0]);
+      return std::nullopt;
+    }
+    return d.instr;
+  }
+
+  // Waits `cycles` cycles unless the job is abandoned (reset or fault); returns false if it was.
+  bool wait_cycles(uint64_t cycles, uint64_t token) {
+    const sc_core::sc_time end = sc_core::sc_time_stamp() + kCycle * double(cycles);
+    while (token == job_token_ && sc_core::sc_time_stamp() < end) wait(end - sc_core::sc_time_stamp(), abort_ev_);
+    return token == job_token_;
+  }
+
+  bool sem_ready(const Instr& in) const { return !in.wait_en || sems_[in.wait_sem] >= in.wait_value; }
+
+  void signal(const Instr& in) {
+    if (!in.signal_en) return;
+    uint32_t& s = sems_[in.signal_sem];
+    s = in.signal_set ? uint32_t(in.signal_value) : s + uint32_t(in.signal_value);
+    sem_ev_.notify(sc_core::SC_ZERO_TIME);
+  }
+
+  // ---- Memory spaces -----------------------------------------------------------------------------
+  // Resolves one contiguous run of a DMA access to host memory. Returns nullptr and fills `f` if the
+  // run leaves its space (or, in SBUF/PSUM, its partition).
+  struct Run {
+    uint64_t space;
+    uint64_t offset;  // HBM: absolute; SBUF/PSUM: linear index into the array
+  };
+  bool resolve(uint64_t addr, uint64_t bytes, Run& r, Fault& f) const {
+    uint64_t space = isa::addr_space(addr), off = isa::addr_offset(addr);
+    r.space = space;
+    switch (space) {
+      case uint64_t(isa::Space::kHbm):
+        if (off > window_size_ || bytes > window_size_ - off) {
+          f = {FaultCode::HbmOutOfRange, addr};
+          return false;
+        }
+        r.offset = window_base_ + off;
+        return true;
+      case uint64_t(isa::Space::kSbuf): {
+        uint64_t pb = cfg_.sbuf_partition_bytes;
+        if (off >= cfg_.sbuf_bytes() || (off % pb) + bytes > pb) {
+          f = {FaultCode::SbufOutOfRange, addr};
+          return false;
+        }
+        r.offset = off;
+        return true;
+      }
+      case uint64_t(isa::Space::kPsum): {
+        uint64_t pb = cfg_.psum_partition_bytes();
+        if (off >= cfg_.psum_bytes() || (off % pb) + bytes > pb) {
+          f = {FaultCode::PsumOutOfRange, addr};
+          return false;
+        }
+        r.offset = off;
+        return true;
+      }
+    }
+    f = {FaultCode::BadSpace, addr};
+    return false;
+  }
+
+  void read_run(const Run& r, uint8_t* dst, uint64_t n) {
+    if (r.space == uint64_t(isa::Space::kHbm)) hbm_.read(r.offset, dst, n);
+    else if (r.space == uint64_t(isa::Space::kSbuf)) std::memcpy(dst, &sbuf_[r.offset], n);
+    else std::memcpy(dst, &psum_[r.offset], n);
+  }
+  void write_run(const Run& r, const uint8_t* src, uint64_t n) {
+    if (r.space == uint64_t(isa::Space::kHbm)) hbm_.write(r.offset, src, n);
+    else std::memcpy(&sbuf_[r.offset], src, n);  // DMA never writes PSUM (checked before)
+  }
+
+  // ---- DMA queues (dma.cpp) ------------------------------------------------------------------------
+  void dma_queue(int engine);
+  // Returns false if the instruction faulted (or the job was abandoned while it ran).
+  bool dma_copy(int engine, uint32_t pc, const Instr& in, uint64_t token);
+
+  // ---- Tensor engine sequencer ------------------------------------------------------------------
+  struct Matmul {
+    Instr in;
+    uint32_t pc = 0;
+    int rows_loaded = 0;
+    int next_col = 0;  // next moving column to stream
+    int next_out = 0;  // next output column expected back
+  };
+
+  // Checks a matmul's operands against the config; raises the fault and returns false if one is bad.
+  bool check_matmul(uint32_t pc, const Instr& in);
+  uint16_t sbuf_bf16(uint64_t part, uint64_t byte_off) const;
+  void write_psum(const Matmul& mm, const uint32_t* col);
+  // The TensorE sequencer process (tensor_engine.cpp).
+  void tensor_engine();
+
+  DeviceConfig cfg_;
+  SparseMemory hbm_;
+  std::vector<uint8_t> sbuf_, psum_;
+  std::unique_ptr<rtl::TensorEngineModel> te_;
+
+  // CSR state
+  bool enabled_ = false;
+  uint32_t irq_status_ = 0, irq_mask_ = 0;
+  uint64_t ring_base_ = 0;
+  uint32_t ring_size_ = 0, ring_head_ = 0, ring_tail_ = 0;
+  uint32_t completed_seq_ = 0, running_seq_ = 0;
+  uint64_t job_cycles_ = 0, job_start_cycle_ = 0;
+  Fault fault_;
+  uint32_t fault_engine_ = 0, fault_pc_ = 0, fault_info_ = 0, fault_seq_ = 0;
+  uint32_t cycle_hi_latch_ = 0;
+
+  // Job state
+  bool job_running_ = false;
+  uint64_t job_token_ = 0;
+  uint64_t window_base_ = 0, window_size_ = 0;
+  std::vector<StreamDesc> streams_;
+  std::vector<bool> engine_done_;
+  std::array<uint32_t, regs::kNumSemaphores> sems_{};
+
+  sc_core::sc_event cp_ev_, wake_ev_, sem_ev_, abort_ev_;  // abort_ev_: reset or fault
+};
+
+}  // namespace tcemu::emu
