@@ -5,23 +5,7 @@
 
 namespace tcemu::emu {
 
-void Tc1::dma_queue(int engine) {
-  for (;;) {
-    uint64_t token = wait_for_work(engine);
-    for (uint32_t pc = 0; pc < streams_[engine].count && token == job_token_; ++pc) {
-      std::optional<Instr> in = fetch(engine, pc);
-      if (!in) break;
-      while (!sem_ready(*in) && token == job_token_) wait(sem_ev_ | abort_ev_);
-      if (token != job_token_) break;
-      if (in->opcode == Opcode::DmaCopy && !dma_copy(engine, pc, *in, token)) break;
-      if (token != job_token_) break;
-      signal(*in);
-    }
-    engine_finished(engine, token);
-  }
-}
-
-bool Tc1::dma_copy(int engine, uint32_t pc, const Instr& in, uint64_t token) {
+bool Tc1::dma_copy(int engine, uint32_t pc, const Instr& in, uint64_t token, InstrStats& stats) {
   auto fault = [&](FaultCode c, uint64_t addr) {
     raise_fault(c, engine, pc, addr, uint32_t(in.opcode));
     return false;
@@ -49,6 +33,7 @@ bool Tc1::dma_copy(int engine, uint32_t pc, const Instr& in, uint64_t token) {
     }
   }
   uint64_t total = in.bytes * in.d1_count * in.d2_count;
+  stats.bytes = total;
   uint64_t cycles = cfg_.dma_latency_cycles + (total + cfg_.dma_bytes_per_cycle - 1) / cfg_.dma_bytes_per_cycle;
   if (!wait_cycles(cycles, token)) return false;
   // Data moves at completion: a run-by-run copy through a bounce buffer (sources may overlap sinks).

@@ -25,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <unordered_map>
 #include <vector>
@@ -116,7 +117,14 @@ class Tc1 : public sc_core::sc_module {
     SC_THREAD(tensor_engine);
     for (int q = 0; q < cfg_.dma_queues; ++q) {
       sc_core::sc_spawn_options opts;
-      sc_core::sc_spawn([this, q] { dma_queue(isa::kEngineDma0 + q); }, sc_core::sc_gen_unique_name("dma"), &opts);
+      const int engine = isa::kEngineDma0 + q;
+      sc_core::sc_spawn(
+          [this, engine] {
+            run_sequencer(engine, [this, engine](uint32_t pc, const Instr& in, uint64_t token, InstrStats& st) {
+              return dma_copy(engine, pc, in, token, st);
+            });
+          },
+          sc_core::sc_gen_unique_name("dma"), &opts);
     }
   }
 
@@ -395,10 +403,29 @@ class Tc1 : public sc_core::sc_module {
     else std::memcpy(&sbuf_[r.offset], src, n);  // DMA never writes PSUM (checked before)
   }
 
+  // ---- Sequential engines (sequencer.cpp) ------------------------------------------------------------
+  // What one instruction did, for the trace unit and the performance counters.
+  struct InstrStats {
+    uint64_t bytes = 0;  // bytes moved (DMA) or read + written (compute engines)
+    uint64_t macs = 0;   // multiply-accumulates (TensorE)
+  };
+  // Executes one instruction of a sequential engine. It consumes the instruction's simulated time
+  // (wait_cycles), moves its data, fills `stats`, and returns false if the instruction faulted (after
+  // raise_fault) or the job was abandoned (token changed).
+  using Executor = std::function<bool(uint32_t pc, const Instr& in, uint64_t token, InstrStats& stats)>;
+  // The in-order engine loop shared by the DMA queues and the vector and scalar engines: fetch, wait for
+  // the semaphore, execute, signal; one trace record and counter update per instruction. `exec` is
+  // called for every opcode except nop (which completes as soon as its wait is met).
+  void run_sequencer(int engine, const Executor& exec);
+
+  // ---- Trace unit and performance counters (sequencer.cpp) ------------------------------------------
+  // Called once per completed instruction. Cycles are absolute device cycles: issue = fetched and
+  // waiting for its semaphore, start = began executing, end = completed.
+  void record(int engine, uint32_t pc, Opcode op, uint64_t issue, uint64_t start, uint64_t end,
+              const InstrStats& stats);
+
   // ---- DMA queues (dma.cpp) ------------------------------------------------------------------------
-  void dma_queue(int engine);
-  // Returns false if the instruction faulted (or the job was abandoned while it ran).
-  bool dma_copy(int engine, uint32_t pc, const Instr& in, uint64_t token);
+  bool dma_copy(int engine, uint32_t pc, const Instr& in, uint64_t token, InstrStats& stats);
 
   // ---- Tensor engine sequencer ------------------------------------------------------------------
   struct Matmul {
@@ -407,6 +434,7 @@ class Tc1 : public sc_core::sc_module {
     int rows_loaded = 0;
     int next_col = 0;  // next moving column to stream
     int next_out = 0;  // next output column expected back
+    uint64_t issue = 0, start = 0, end = 0;  // fetched; first and one past the last moving column (cycles)
   };
 
   // Checks a matmul's operands against the config; raises the fault and returns false if one is bad.
