@@ -73,10 +73,12 @@ void Tc1::tensor_engine() {
         std::optional<Instr> in = fetch(engine, next_pc);
         if (!in || (in->opcode == Opcode::Matmul && !check_matmul(next_pc, *in))) break;  // faulted
         loading = Matmul{*in, next_pc};
+      loading->issue = cycle();
         ++next_pc;
       }
       if (loading && loading->in.opcode == Opcode::Nop) {
         if (sem_ready(loading->in) && (!loading->in.signal_en || inflight.empty())) {
+          record(engine, loading->pc, Opcode::Nop, loading->issue, cycle(), cycle(), {});
           signal(loading->in);
           loading.reset();
           continue;
@@ -114,7 +116,8 @@ void Tc1::tensor_engine() {
         for (int r = 0; r < rows; ++r)
           xcol[r] = uint64_t(r) < in.k ? sbuf_bf16(in.mv_part + r, in.mv_off + 2 * uint64_t(st->next_col)) : 0;
         te_->set_moving(true, st->next_col == 0, int(in.k), xcol.data());
-        ++st->next_col;
+        if (st->next_col == 0) st->start = cycle();
+        if (++st->next_col == int(in.n)) st->end = cycle() + 1;
       } else {
         te_->set_moving(false, false, 1, nullptr);
       }
@@ -129,6 +132,12 @@ void Tc1::tensor_engine() {
         Matmul& mm = inflight.front();
         write_psum(mm, out.data());
         if (++mm.next_out == int(mm.in.n)) {
+          // The trace slice of a matmul is its streaming window, so the tensor engine's slices never
+          // overlap even though matmuls pipeline.
+          InstrStats st;
+          st.macs = mm.in.k * mm.in.m * mm.in.n;
+          st.bytes = 2 * mm.in.k * (mm.in.m + mm.in.n) + 4 * mm.in.m * mm.in.n;
+          record(engine, mm.pc, Opcode::Matmul, mm.issue, mm.start, mm.end, st);
           signal(mm.in);
           inflight.pop_front();
         }
