@@ -38,11 +38,14 @@ void put64(std::vector<uint8_t>& b, size_t at, uint64_t v) {
 
 }  // namespace
 
-DeviceFault::DeviceFault(FaultCode code, int engine, uint32_t pc, uint64_t addr, uint32_t info, uint32_t seq)
+DeviceFault::DeviceFault(FaultCode code, int engine, uint32_t pc, uint64_t addr, uint32_t info, uint32_t seq,
+                         const std::string& detail)
     : Error(ErrorCode::kDeviceFault,
-            fmt::format("device fault {} ({}) on engine {}, instruction {} of job {}, address {}, opcode 0x{:02x}",
-                        fault_name(code), fault_doc(code), isa::engine_name(engine), pc, seq, format_addr(addr),
-                        info)),
+            code == FaultCode::Watchdog
+                ? fmt::format("device fault Watchdog ({}) in job {}: {}", fault_doc(code), seq, detail)
+                : fmt::format("device fault {} ({}) on engine {}, instruction {} of job {}, address {}, opcode 0x{:02x}{}",
+                              fault_name(code), fault_doc(code), isa::engine_name(engine), pc, seq,
+                              format_addr(addr), info, detail)),
       fault_(code), engine_(engine), pc_(pc), addr_(addr), info_(info), seq_(seq) {}
 
 Driver::Driver(Transport& transport) : transport_(transport) {
@@ -156,6 +159,8 @@ uint32_t Driver::submit(const Job& job) {
   put32(desc, 4, uint32_t(job.streams.size()));
   put64(desc, 8, job.window_base);
   put64(desc, 16, job.window_size);
+  put64(desc, 24, job.trace_addr);
+  put32(desc, 32, job.trace_capacity);
   for (size_t i = 0; i < job.streams.size(); ++i) {
     size_t at = kJobHeaderBytes + i * kJobStreamBytes;
     put32(desc, at, uint32_t(job.streams[i].engine));
@@ -180,7 +185,19 @@ DeviceFault Driver::read_fault() {
   uint64_t addr = transport_.mmio_read(FAULT_ADDR_LO) | (uint64_t(transport_.mmio_read(FAULT_ADDR_HI)) << 32);
   uint32_t info = transport_.mmio_read(FAULT_INFO);
   uint32_t seq = transport_.mmio_read(FAULT_SEQ);
-  return DeviceFault(code, engine, pc, addr, info, seq);
+  std::string detail;
+  if (code == FaultCode::Watchdog) {
+    // Name every engine that is blocked, what it waits for, and the semaphore's value.
+    for (int e = 0; e < isa::kMaxEngines; ++e) {
+      if (EngineState(transport_.mmio_read(engine_reg(e, ENG_STATE))) != EngineState::kWaiting) continue;
+      uint32_t sem = transport_.mmio_read(engine_reg(e, ENG_WAIT_SEM));
+      detail += fmt::format("{}engine {} at instruction {} waits for semaphore {} >= {} (it is {})",
+                            detail.empty() ? "" : "; ", isa::engine_name(e), transport_.mmio_read(engine_reg(e, ENG_PC)),
+                            sem, transport_.mmio_read(engine_reg(e, ENG_WAIT_VALUE)),
+                            transport_.mmio_read(sem_reg(int(sem) & 0xFF)));
+    }
+  }
+  return DeviceFault(code, engine, pc, addr, info, seq, detail);
 }
 
 uint64_t Driver::cycle() {
@@ -199,6 +216,7 @@ JobResult Driver::wait(uint32_t seq, uint64_t timeout_cycles, const Progress& pr
       JobResult r;
       r.seq = seq;
       r.cycles = transport_.mmio_read(JOB_CYCLES_LO) | (uint64_t(transport_.mmio_read(JOB_CYCLES_HI)) << 32);
+      r.trace_count = transport_.mmio_read(TRACE_COUNT);
       return r;
     }
     uint64_t elapsed = cycle() - start;
@@ -214,6 +232,29 @@ JobResult Driver::wait(uint32_t seq, uint64_t timeout_cycles, const Progress& pr
     }
     transport_.wait_irq(slice);
   }
+}
+
+Counters Driver::read_counters() {
+  auto rd64 = [&](uint32_t lo) { return transport_.mmio_read(lo) | (uint64_t(transport_.mmio_read(lo + 4)) << 32); };
+  Counters c;
+  for (int e = 0; e < isa::kMaxEngines; ++e) {
+    c.busy[e] = rd64(engine_reg(e, ENG_BUSY_LO));
+    c.stall[e] = rd64(engine_reg(e, ENG_STALL_LO));
+  }
+  c.te_macs = rd64(TE_MACS_LO);
+  c.dma_bytes = rd64(DMA_BYTES_LO);
+  return c;
+}
+
+void Driver::clear_counters() { transport_.mmio_write(PERF_CTRL, 1); }
+
+std::vector<TraceRecord> Driver::read_trace(uint64_t addr, uint32_t count) {
+  std::vector<uint8_t> raw(size_t(count) * kTraceRecordBytes);
+  if (!raw.empty()) transport_.mem_read(addr, raw);
+  std::vector<TraceRecord> out(count);
+  for (uint32_t i = 0; i < count; ++i)
+    out[i] = TraceRecord::decode(std::span<const uint8_t, kTraceRecordBytes>(raw.data() + size_t(i) * kTraceRecordBytes, kTraceRecordBytes));
+  return out;
 }
 
 JobResult Driver::run(const Job& job, uint64_t timeout_cycles, const Progress& progress) {

@@ -34,6 +34,7 @@
 #include "tcemu/isa.h"
 #include "tcemu/numerics.h"
 #include "tcemu/regs.h"
+#include "tcemu/trace.h"
 
 namespace tcemu::emu {
 
@@ -115,6 +116,7 @@ class Tc1 : public sc_core::sc_module {
     engine_done_.assign(isa::kMaxEngines, true);
     SC_THREAD(command_processor);
     SC_THREAD(tensor_engine);
+    SC_THREAD(watchdog);
     for (int q = 0; q < cfg_.dma_queues; ++q) {
       sc_core::sc_spawn_options opts;
       const int engine = isa::kEngineDma0 + q;
@@ -176,7 +178,17 @@ class Tc1 : public sc_core::sc_module {
       case CYCLE_HI: return cycle_hi_latch_;
       case JOB_CYCLES_LO: return uint32_t(job_cycles_);
       case JOB_CYCLES_HI: return uint32_t(job_cycles_ >> 32);
-      default: return 0;  // unmapped offsets read as zero, like a real BAR
+      case TRACE_COUNT: return trace_count_;
+      case TE_MACS_LO: return uint32_t(te_macs_);
+      case TE_MACS_HI: return uint32_t(te_macs_ >> 32);
+      case DMA_BYTES_LO: return uint32_t(dma_bytes_);
+      case DMA_BYTES_HI: return uint32_t(dma_bytes_ >> 32);
+      case WATCHDOG_CYCLES: return watchdog_cycles_;
+      default:
+        if (off >= ENGINE_BLOCK && off < ENGINE_BLOCK + kEngineBlockStride * isa::kMaxEngines)
+          return engine_reg_read(int((off - ENGINE_BLOCK) / kEngineBlockStride), (off - ENGINE_BLOCK) % kEngineBlockStride);
+        if (off >= SEM_BLOCK && off < SEM_BLOCK + 4 * kNumSemaphores && off % 4 == 0) return sems_[(off - SEM_BLOCK) / 4];
+        return 0;  // unmapped offsets read as zero, like a real BAR
     }
   }
 
@@ -193,6 +205,10 @@ class Tc1 : public sc_core::sc_module {
       case RING_BASE_LO: ring_base_ = (ring_base_ & ~uint64_t(0xFFFFFFFF)) | v; break;
       case RING_BASE_HI: ring_base_ = (ring_base_ & 0xFFFFFFFFull) | (uint64_t(v) << 32); break;
       case RING_SIZE: ring_size_ = v; break;
+      case PERF_CTRL:
+        if (v & 1u) clear_counters();
+        break;
+      case WATCHDOG_CYCLES: watchdog_cycles_ = v; break;
       case DOORBELL:
         ring_tail_ = v;
         kick();
@@ -215,6 +231,11 @@ class Tc1 : public sc_core::sc_module {
     job_running_ = false;
     sems_.fill(0);
     std::fill(engine_done_.begin(), engine_done_.end(), true);
+    clear_counters();
+    engines_ = {};
+    trace_count_ = 0, trace_cap_ = 0;
+    watchdog_cycles_ = regs::kDefaultWatchdogCycles;
+    watchdog_ev_.cancel();
     te_->reset();
     wake_ev_.notify(sc_core::SC_ZERO_TIME);
     abort_ev_.notify(sc_core::SC_ZERO_TIME);
@@ -277,6 +298,11 @@ class Tc1 : public sc_core::sc_module {
     uint32_t nstreams = rd32(hdr + 4);
     window_base_ = rd64(hdr + 8);
     window_size_ = rd64(hdr + 16);
+    trace_addr_ = rd64(hdr + 24);
+    trace_cap_ = rd32(hdr + 32);
+    trace_count_ = 0;
+    if (trace_cap_ && (trace_addr_ > hbm_.size() || uint64_t(trace_cap_) * kTraceRecordBytes > hbm_.size() - trace_addr_))
+      return bad_job(desc + 24, trace_cap_);
     if (nstreams > uint32_t(isa::kMaxEngines)) return bad_job(desc + 4, nstreams);
     if (window_base_ > hbm_.size() || window_size_ > hbm_.size() - window_base_) return bad_job(desc + 8, 0);
     for (auto& s : streams_) s = {};
@@ -294,7 +320,11 @@ class Tc1 : public sc_core::sc_module {
       streams_[engine] = {count, addr};
     }
     sems_.fill(0);
-    for (int e = 0; e < isa::kMaxEngines; ++e) engine_done_[e] = streams_[e].count == 0;
+    engines_ = {};
+    for (int e = 0; e < isa::kMaxEngines; ++e) {
+      engine_done_[e] = streams_[e].count == 0;
+      engines_[e].state = engine_done_[e] ? regs::EngineState::kIdle : regs::EngineState::kRunning;
+    }
     job_running_ = true;
     job_start_cycle_ = cycle();
     wake_ev_.notify(sc_core::SC_ZERO_TIME);
@@ -310,6 +340,8 @@ class Tc1 : public sc_core::sc_module {
   void engine_finished(int engine, uint64_t token) {
     if (token != job_token_) return;
     engine_done_[engine] = true;
+    engines_[engine].state = regs::EngineState::kDone;
+    check_deadlock();
     cp_ev_.notify(sc_core::SC_ZERO_TIME);
   }
 
@@ -421,8 +453,19 @@ class Tc1 : public sc_core::sc_module {
   // ---- Trace unit and performance counters (sequencer.cpp) ------------------------------------------
   // Called once per completed instruction. Cycles are absolute device cycles: issue = fetched and
   // waiting for its semaphore, start = began executing, end = completed.
-  void record(int engine, uint32_t pc, Opcode op, uint64_t issue, uint64_t start, uint64_t end,
+  void record(int engine, uint32_t pc, const Instr& in, uint64_t start, uint64_t end, uint64_t wait_cycles,
               const InstrStats& stats);
+  void clear_counters();
+  uint32_t engine_reg_read(int engine, uint32_t reg) const;
+
+  // ---- Semaphore blocking and the deadlock watchdog (sequencer.cpp) --------------------------------
+  // Blocks `engine` at `pc` until `in`'s semaphore condition holds or the job is abandoned; returns the
+  // cycles it was blocked. While blocked the engine is in state kWaiting, visible in its registers.
+  uint64_t block_on_semaphore(int engine, uint32_t pc, const Instr& in, uint64_t token);
+  // Arms the watchdog when every unfinished engine of the running job is blocked on a semaphore:
+  // nothing can then ever signal one (only instructions signal), so the job is deadlocked.
+  void check_deadlock();
+  void watchdog();
 
   // ---- DMA queues (dma.cpp) ------------------------------------------------------------------------
   bool dma_copy(int engine, uint32_t pc, const Instr& in, uint64_t token, InstrStats& stats);
@@ -434,7 +477,8 @@ class Tc1 : public sc_core::sc_module {
     int rows_loaded = 0;
     int next_col = 0;  // next moving column to stream
     int next_out = 0;  // next output column expected back
-    uint64_t issue = 0, start = 0, end = 0;  // fetched; first and one past the last moving column (cycles)
+    uint64_t waited = 0;          // cycles the engine sat blocked on this instruction's semaphore
+    uint64_t start = 0, end = 0;  // first and one past the last moving column (device cycles)
   };
 
   // Checks a matmul's operands against the config; raises the fault and returns false if one is bad.
@@ -467,6 +511,19 @@ class Tc1 : public sc_core::sc_module {
   std::vector<StreamDesc> streams_;
   std::vector<bool> engine_done_;
   std::array<uint32_t, regs::kNumSemaphores> sems_{};
+
+  // Trace unit, counters, engine state
+  uint64_t trace_addr_ = 0;
+  uint32_t trace_cap_ = 0, trace_count_ = 0;
+  uint64_t te_macs_ = 0, dma_bytes_ = 0;
+  struct EngineRegs {
+    uint64_t busy = 0, stall = 0;
+    regs::EngineState state = regs::EngineState::kIdle;
+    uint32_t pc = 0, wait_sem = 0, wait_value = 0;
+  };
+  std::array<EngineRegs, isa::kMaxEngines> engines_{};
+  uint32_t watchdog_cycles_ = regs::kDefaultWatchdogCycles;
+  sc_core::sc_event watchdog_ev_;
 
   sc_core::sc_event cp_ev_, wake_ev_, sem_ev_, abort_ev_;  // abort_ev_: reset or fault
 };

@@ -73,12 +73,12 @@ void Tc1::tensor_engine() {
         std::optional<Instr> in = fetch(engine, next_pc);
         if (!in || (in->opcode == Opcode::Matmul && !check_matmul(next_pc, *in))) break;  // faulted
         loading = Matmul{*in, next_pc};
-      loading->issue = cycle();
+        engines_[engine].pc = next_pc;
         ++next_pc;
       }
       if (loading && loading->in.opcode == Opcode::Nop) {
         if (sem_ready(loading->in) && (!loading->in.signal_en || inflight.empty())) {
-          record(engine, loading->pc, Opcode::Nop, loading->issue, cycle(), cycle(), {});
+          record(engine, loading->pc, loading->in, cycle(), cycle(), loading->waited, {});
           signal(loading->in);
           loading.reset();
           continue;
@@ -96,8 +96,9 @@ void Tc1::tensor_engine() {
                       loading->rows_loaded < int(loading->in.k) && te_->wload_ready();
       Matmul* st = streaming();
       if (!can_load && !st && inflight.empty()) {
-        // Nothing can move until a semaphore changes: sleep without clocking the array.
-        wait(sem_ev_ | abort_ev_);
+        // Nothing can move until the loading instruction's semaphore is signalled: sleep without
+        // clocking the array (these are the engine's stall cycles).
+        loading->waited += block_on_semaphore(engine, loading->pc, loading->in, token);
         continue;
       }
       // Drive this cycle's inputs.
@@ -137,7 +138,7 @@ void Tc1::tensor_engine() {
           InstrStats st;
           st.macs = mm.in.k * mm.in.m * mm.in.n;
           st.bytes = 2 * mm.in.k * (mm.in.m + mm.in.n) + 4 * mm.in.m * mm.in.n;
-          record(engine, mm.pc, Opcode::Matmul, mm.issue, mm.start, mm.end, st);
+          record(engine, mm.pc, mm.in, mm.start, mm.end, mm.waited, st);
           signal(mm.in);
           inflight.pop_front();
         }

@@ -230,5 +230,71 @@ TEST(Driver, BadJobDescriptorWindowFaults) {
   }
 }
 
+TEST(Driver, DeadlockIsCaughtByTheWatchdogNamingEnginesSemaphoresAndPcs) {
+  Fixture f;
+  uint64_t win = f.driver.alloc(4096);
+  f.transport.mmio_write(regs::WATCHDOG_CYCLES, 5000);
+  // dma0 runs one copy, then waits for s17 >= 1; dma1 waits for s16 >= 2: neither ever comes.
+  Instr c = copy(hbm(0), sbuf(f.cfg, 0, 0), 64);
+  c.signal_en = 1, c.signal_sem = 16, c.signal_value = 1;
+  Instr w0 = copy(hbm(0), sbuf(f.cfg, 1, 0), 64);
+  w0.wait_en = 1, w0.wait_sem = 17, w0.wait_value = 1;
+  Instr w1 = copy(hbm(0), sbuf(f.cfg, 2, 0), 64);
+  w1.wait_en = 1, w1.wait_sem = 16, w1.wait_value = 2;
+  uint64_t t0 = f.driver.cycle();
+  try {
+    f.driver.run({win, 4096, {f.stream(isa::kEngineDma0, {c, w0}), f.stream(isa::kEngineDma0 + 1, {w1})}}, 10'000'000);
+    FAIL() << "expected the watchdog";
+  } catch (const drv::DeviceFault& e) {
+    EXPECT_EQ(e.fault(), regs::FaultCode::Watchdog);
+    std::string m = e.what();
+    EXPECT_NE(m.find("engine dma0 at instruction 1 waits for semaphore 17 >= 1 (it is 0)"), std::string::npos) << m;
+    EXPECT_NE(m.find("engine dma1 at instruction 0 waits for semaphore 16 >= 2 (it is 1)"), std::string::npos) << m;
+  }
+  // Deadlocked once dma0's copy finished (latency + 4 cycles), then exactly the watchdog period.
+  EXPECT_EQ(f.driver.cycle() - t0, f.cfg.dma_latency_cycles + 64 / f.cfg.dma_bytes_per_cycle + 5000);
+  f.driver.reset();
+  EXPECT_EQ(f.transport.mmio_read(regs::WATCHDOG_CYCLES), regs::kDefaultWatchdogCycles);
+  f.driver.run({win, 4096, {f.stream(isa::kEngineDma0, {copy(hbm(0), sbuf(f.cfg, 0, 0), 64)})}}, 1'000'000);
+}
+
+TEST(Driver, TraceRecordsAndCountersDescribeTheJob) {
+  Fixture f;
+  uint64_t win = f.driver.alloc(65536);
+  uint64_t trace = f.driver.alloc(16 * kTraceRecordBytes, 64);
+  Instr a = copy(hbm(0), sbuf(f.cfg, 0, 0), 512, 4, 512, f.cfg.sbuf_partition_bytes);
+  a.signal_en = 1, a.signal_sem = 16, a.signal_value = 1;
+  Instr b = copy(sbuf(f.cfg, 0, 0), hbm(8192), 512, 4, f.cfg.sbuf_partition_bytes, 512);
+  b.wait_en = 1, b.wait_sem = 16, b.wait_value = 1;
+  drv::Job job{win, 65536, {f.stream(isa::kEngineDma0, {a}), f.stream(isa::kEngineDma0 + 5, {b})}};
+  job.trace_addr = trace, job.trace_capacity = 16;
+  f.driver.clear_counters();
+  drv::JobResult r = f.driver.run(job, 1'000'000);
+  ASSERT_EQ(r.trace_count, 2u);
+  auto recs = f.driver.read_trace(trace, r.trace_count);
+  const uint64_t one = f.cfg.dma_latency_cycles + 2048 / f.cfg.dma_bytes_per_cycle;
+  EXPECT_EQ(recs[0].engine, isa::kEngineDma0);
+  EXPECT_EQ(recs[0].opcode, uint16_t(Opcode::DmaCopy));
+  EXPECT_EQ(recs[0].start, 0u);
+  EXPECT_EQ(recs[0].end, one);
+  EXPECT_EQ(recs[0].bytes, 2048u);
+  EXPECT_EQ(recs[0].signal_sem, 16u);
+  EXPECT_EQ(recs[1].engine, isa::kEngineDma0 + 5);
+  EXPECT_EQ(recs[1].start, one);
+  EXPECT_EQ(recs[1].end, 2 * one);
+  EXPECT_EQ(recs[1].wait_cycles, one);
+  EXPECT_EQ(recs[1].wait_sem, 16u);
+  EXPECT_EQ(recs[1].wait_value, 1u);
+  EXPECT_EQ(r.cycles, 2 * one);
+  drv::Counters c = f.driver.read_counters();
+  EXPECT_EQ(c.busy[isa::kEngineDma0], one);
+  EXPECT_EQ(c.busy[isa::kEngineDma0 + 5], one);
+  EXPECT_EQ(c.stall[isa::kEngineDma0 + 5], one);
+  EXPECT_EQ(c.dma_bytes, 4096u);
+  // A buffer too small: records are counted, not written past the capacity.
+  job.trace_capacity = 1;
+  EXPECT_EQ(f.driver.run(job, 1'000'000).trace_count, 2u);
+}
+
 }  // namespace
 }  // namespace tcemu

@@ -50,7 +50,16 @@ inline constexpr uint32_t kBarBytes = 0x1000;
   X(CYCLE_LO, 0x0A0, RO, "cycle counter, low word (reading it latches CYCLE_HI)")                   \
   X(CYCLE_HI, 0x0A4, RO, "cycle counter, high word (as latched)")                                   \
   X(JOB_CYCLES_LO, 0x0A8, RO, "cycles of the last completed job, low word")                         \
-  X(JOB_CYCLES_HI, 0x0AC, RO, "cycles of the last completed job, high word")
+  X(JOB_CYCLES_HI, 0x0AC, RO, "cycles of the last completed job, high word")                        \
+  X(TRACE_COUNT, 0x0B0, RO, "trace records the current/last job produced (written: min(count, capacity))") \
+  X(PERF_CTRL, 0x100, WO, "bit0: clear the performance counters")                                   \
+  X(TE_MACS_LO, 0x104, RO, "TensorE multiply-accumulates since the counters were cleared, low word") \
+  X(TE_MACS_HI, 0x108, RO, "TensorE multiply-accumulates, high word")                               \
+  X(DMA_BYTES_LO, 0x10C, RO, "bytes moved by all DMA queues since the counters were cleared, low")  \
+  X(DMA_BYTES_HI, 0x110, RO, "bytes moved by all DMA queues, high word")                            \
+  X(WATCHDOG_CYCLES, 0x114, RW, "deadlock watchdog: cycles all unfinished engines may stay blocked on semaphores (0: off)") \
+  X(ENGINE_BLOCK, 0x200, RO, "per engine e at 0x200 + 32*e: BUSY_LO/HI, STALL_LO/HI, STATE, PC, WAIT_SEM, WAIT_VALUE") \
+  X(SEM_BLOCK, 0x800, RO, "semaphore s at 0x800 + 4*s (256 semaphores)")
 
 enum Reg : uint32_t {
 #define TCEMU_X(name, off, acc, doc) name = off,
@@ -72,6 +81,22 @@ inline constexpr RegInfo kRegs[] = {
     TCEMU_REGS(TCEMU_X)
 #undef TCEMU_X
 };
+
+// Per-engine register block: ENGINE_BLOCK + kEngineBlockStride * e + one of these.
+inline constexpr uint32_t kEngineBlockStride = 32;
+enum EngineReg : uint32_t {
+  ENG_BUSY_LO = 0x00,     // cycles executing instructions (TensorE: streaming moving columns)
+  ENG_BUSY_HI = 0x04,
+  ENG_STALL_LO = 0x08,    // cycles blocked waiting on a semaphore
+  ENG_STALL_HI = 0x0C,
+  ENG_STATE = 0x10,       // EngineState
+  ENG_PC = 0x14,          // instruction the engine is on (or stopped at)
+  ENG_WAIT_SEM = 0x18,    // semaphore it waits on (valid in state kWaiting)
+  ENG_WAIT_VALUE = 0x1C,  // value it waits for
+};
+enum class EngineState : uint32_t { kIdle = 0, kRunning = 1, kWaiting = 2, kDone = 3 };
+constexpr uint32_t engine_reg(int engine, EngineReg r) { return ENGINE_BLOCK + kEngineBlockStride * uint32_t(engine) + r; }
+constexpr uint32_t sem_reg(int sem) { return SEM_BLOCK + 4 * uint32_t(sem); }
 
 // CTRL bits
 inline constexpr uint32_t kCtrlReset = 1u << 0;
@@ -95,7 +120,8 @@ inline constexpr uint32_t kIrqFault = 1u << 1;
   X(PsumOutOfRange, 6, "access outside PSUM or across a PSUM bank")                    \
   X(BadSpace, 7, "address space not allowed for this operand")                         \
   X(BadJob, 8, "malformed job descriptor")                                              \
-  X(BadRing, 9, "command ring misconfigured")
+  X(BadRing, 9, "command ring misconfigured")                                           \
+  X(Watchdog, 10, "deadlock: every unfinished engine blocked on a semaphore for WATCHDOG_CYCLES")
 
 enum class FaultCode : uint32_t {
 #define TCEMU_X(name, code, doc) name = code,
@@ -107,11 +133,13 @@ const char* fault_name(FaultCode code);
 // Command ring entry (64 bytes, little-endian) and job descriptor, both in HBM.
 //   ring entry: u64 job_desc_addr; u32 seq; u32 reserved[13]
 //   job descriptor: u32 magic 'TCJB' (0x424A4354); u32 num_streams; u64 hbm_base; u64 hbm_size;
+//                   u64 trace_addr; u32 trace_capacity (records; 0: no trace); u32 reserved (0);
 //                   then num_streams x { u32 engine; u32 count; u64 instr_addr }  (16 bytes each)
 inline constexpr uint32_t kRingEntryBytes = 64;
 inline constexpr uint32_t kJobMagic = 0x424A4354;
-inline constexpr uint32_t kJobHeaderBytes = 24;
+inline constexpr uint32_t kJobHeaderBytes = 40;
 inline constexpr uint32_t kJobStreamBytes = 16;
 inline constexpr uint32_t kNumSemaphores = 256;
+inline constexpr uint32_t kDefaultWatchdogCycles = 1'000'000;
 
 }  // namespace tcemu::regs

@@ -2,6 +2,7 @@
 // reporting. It talks to the device only through a Transport.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -11,7 +12,9 @@
 
 #include "tcemu/drv/transport.h"
 #include "tcemu/error.h"
+#include "tcemu/isa.h"
 #include "tcemu/regs.h"
+#include "tcemu/trace.h"
 
 namespace tcemu::drv {
 
@@ -33,7 +36,9 @@ struct DeviceInfo {
 // A fault the device reported; the device is halted until Driver::reset().
 class DeviceFault : public Error {
  public:
-  DeviceFault(regs::FaultCode code, int engine, uint32_t pc, uint64_t addr, uint32_t info, uint32_t seq);
+  // `detail` is appended to the message (e.g. the state of every blocked engine for a watchdog fault).
+  DeviceFault(regs::FaultCode code, int engine, uint32_t pc, uint64_t addr, uint32_t info, uint32_t seq,
+              const std::string& detail = "");
   regs::FaultCode fault() const { return fault_; }
   int engine() const { return engine_; }
   uint32_t pc() const { return pc_; }
@@ -59,11 +64,21 @@ struct Job {
   uint64_t window_base = 0;  // HBM window the job's DMA "hbm:" addresses are relative to
   uint64_t window_size = 0;
   std::vector<StreamRef> streams;
+  uint64_t trace_addr = 0;       // HBM buffer for the trace unit's records (64 bytes each), or 0
+  uint32_t trace_capacity = 0;   // records that fit; the device counts, but does not write, the rest
 };
 
 struct JobResult {
   uint32_t seq = 0;
-  uint64_t cycles = 0;  // device cycles from job start to completion (JOB_CYCLES)
+  uint64_t cycles = 0;       // device cycles from job start to completion (JOB_CYCLES)
+  uint32_t trace_count = 0;  // records the job produced (TRACE_COUNT); min(count, capacity) were written
+};
+
+// Performance counters (cumulative since reset or clear_counters()).
+struct Counters {
+  std::array<uint64_t, isa::kMaxEngines> busy{};   // cycles each engine executed instructions
+  std::array<uint64_t, isa::kMaxEngines> stall{};  // cycles each engine was blocked on a semaphore
+  uint64_t te_macs = 0, dma_bytes = 0;
 };
 
 class Driver {
@@ -102,6 +117,11 @@ class Driver {
   JobResult run(const Job& job, uint64_t timeout_cycles, const Progress& progress = {});
 
   uint64_t cycle();
+
+  Counters read_counters();
+  void clear_counters();
+  // Reads `count` trace records from a job's trace buffer.
+  std::vector<TraceRecord> read_trace(uint64_t addr, uint32_t count);
 
  private:
   void init_ring();
