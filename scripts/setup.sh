@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 BUILD_DIR="${1:-build}"
 
 PACKAGES=(build-essential cmake ninja-build pkg-config git
-          verilator libsystemc-dev libfmt-dev libgtest-dev libgmock-dev)
+          verilator libsystemc-dev libfmt-dev libgtest-dev libgmock-dev nlohmann-json3-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

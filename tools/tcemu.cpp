@@ -43,14 +43,16 @@ constexpr const char* kUsage = R"(usage: tcemu <command> [options]
 
 commands:
   info   [--config C] [--json]                    device configuration and capabilities
-  gemm   --m M --n N --k K [--config C] [--seed S] [--save-model FILE] [--json]
+  gemm   --m M --n N --k K [--config C] [--seed S] [--save-model FILE] [--profile TRACE.json] [--json]
                                                   random bf16 GEMM on the emulator, checked bit-exactly
                                                   against the golden model
-  run    MODEL.tcm --input NAME=FILE.npy ... --output-dir DIR [--config C] [--json]
+  run    MODEL.tcm --input NAME=FILE.npy ... --output-dir DIR [--config C] [--profile TRACE.json] [--json]
                                                   run a model file; outputs are written as DIR/NAME.npy
   doc    isa|registers|faults [--update FILE.md]  print (or refresh in FILE.md) a generated doc table
-  demo   [--json]                                 the main job: the embedded default model (GEMM
-                                                  256x256x256) on the default config (tc1-16)
+  profile summary TRACE.json [--json]             summarise a profile written by --profile
+  demo   [--profile TRACE.json] [--json]          the main job: the embedded default model (GEMM
+                                                  256x256x256) on the default config (tc1-16), with its
+                                                  profile (default trace file: tcemu_demo_trace.json)
 
 configs: tc1-8, tc1-16 (default), tc1-32
 )";
@@ -156,10 +158,11 @@ void end_progress(const rt::RunOptions& o) {
 struct Session {
   explicit Session(const DeviceConfig& cfg) : transport(cfg), driver(transport), runtime(driver) {}
   // Loads and runs `m` with progress on a terminal; returns the result and the run's wall seconds.
-  std::pair<rt::RunResult, double> load_and_run(const model::Model& m, const rt::TensorMap& inputs) {
+  std::pair<rt::RunResult, double> load_and_run(const model::Model& m, const rt::TensorMap& inputs, bool profile) {
     auto lm = runtime.load(m);
     auto t0 = std::chrono::steady_clock::now();
     rt::RunOptions opts = run_options();
+    opts.profile = profile;
     rt::RunResult res = runtime.run(*lm, inputs, opts);
     end_progress(opts);
     return {std::move(res), seconds_since(t0)};
@@ -214,14 +217,14 @@ struct GemmReport {
   int rows, cols;
 };
 
-void print_gemm(const GemmReport& r, bool json) {
+void print_gemm(const GemmReport& r, bool json, const std::optional<rt::Summary>& profile) {
   if (json) {
     fmt::print(
         "{{\"config\": \"{}\", \"m\": {}, \"n\": {}, \"k\": {}, \"seed\": {}, \"cycles\": {}, \"macs\": {}, "
         "\"utilization\": {:.6f}, \"mismatches\": {}, \"instructions\": {}, \"tensor_engine\": \"rtl\", "
-        "\"wall_seconds\": {:.3f}, \"device_cycles_per_second\": {:.0f}}}\n",
+        "\"wall_seconds\": {:.3f}, \"device_cycles_per_second\": {:.0f}{}}}\n",
         r.config, r.m, r.n, r.k, r.seed, r.cycles, r.macs, r.utilization, r.mismatches, r.instructions, r.wall_s,
-        r.cycles_per_s);
+        r.cycles_per_s, profile ? ", \"profile\": " + rt::summary_json(*profile) : "");
     return;
   }
   fmt::print("gemm {}x{}x{} (M x N x K) on {} ({}x{} array, RTL tensor engine), seed {}\n", r.m, r.n, r.k, r.config,
@@ -235,8 +238,22 @@ void print_gemm(const GemmReport& r, bool json) {
   fmt::print("  host          {:.2f} s wall, {:.0f} device cycles/s\n", r.wall_s, r.cycles_per_s);
 }
 
+// Writes the Perfetto/Chrome trace of `res` to `path` and returns the summary (--profile).
+std::optional<rt::Summary> write_profile(const rt::RunResult& res, const std::optional<std::string>& path) {
+  if (!path || !res.profile) return std::nullopt;
+  std::ofstream f(*path);
+  f << rt::chrome_trace_json(*res.profile);
+  if (!f) throw Error(ErrorCode::kIo, fmt::format("cannot write profile '{}'", *path));
+  return rt::summarize(*res.profile);
+}
+
+void print_profile(const std::optional<rt::Summary>& s, const std::optional<std::string>& path) {
+  if (!s) return;
+  fmt::print("\n{}  trace: {} (open in https://ui.perfetto.dev or chrome://tracing)\n", rt::format_summary(*s), *path);
+}
+
 int run_gemm(const DeviceConfig& cfg, int M, int N, int K, uint64_t seed, const std::optional<std::string>& save,
-             bool json) {
+             const std::optional<std::string>& profile, bool json) {
   model::Model m = kb::build_gemm(cfg, M, N, K);
   if (save) model::save(m, *save);
   size_t instrs = 0;
@@ -248,7 +265,8 @@ int run_gemm(const DeviceConfig& cfg, int M, int N, int K, uint64_t seed, const 
   in["b"] = {{K, N}, random_bf16_values(rng, size_t(K) * N)};
 
   Session s(cfg);
-  auto [res, wall] = s.load_and_run(m, in);
+  auto [res, wall] = s.load_and_run(m, in, profile.has_value());
+  std::optional<rt::Summary> summary = write_profile(res, profile);
 
   // Golden model: independent plain C++ of the documented numerics (K chunked by the array rows).
   std::vector<uint16_t> A(size_t(M) * K), B(size_t(K) * N);
@@ -264,7 +282,8 @@ int run_gemm(const DeviceConfig& cfg, int M, int N, int K, uint64_t seed, const 
                cfg.rows, cfg.cols};
   r.utilization = double(r.macs) / (double(r.cycles) * cfg.rows * cfg.cols);
   r.cycles_per_s = wall > 0 ? double(r.cycles) / wall : 0;
-  print_gemm(r, json);
+  print_gemm(r, json, summary);
+  if (!json) print_profile(summary, profile);
   return mismatches == 0 ? 0 : 1;
 }
 
@@ -274,7 +293,7 @@ int cmd_gemm(const Args& args) {
   int N = int(args.integer("n", std::nullopt, 1, 1 << 16));
   int K = int(args.integer("k", std::nullopt, 1, 1 << 16));
   uint64_t seed = uint64_t(args.integer("seed", 1, 0, INT64_MAX));
-  return run_gemm(cfg, M, N, K, seed, args.value("save-model"), args.flag("json"));
+  return run_gemm(cfg, M, N, K, seed, args.value("save-model"), args.value("profile"), args.flag("json"));
 }
 
 int cmd_run(const Args& args) {
@@ -292,7 +311,9 @@ int cmd_run(const Args& args) {
     inputs[spec.substr(0, eq)] = npy::load(spec.substr(eq + 1));
   }
   Session s(cfg);
-  auto [res, wall] = s.load_and_run(m, inputs);
+  auto profile = args.value("profile");
+  auto [res, wall] = s.load_and_run(m, inputs, profile.has_value());
+  std::optional<rt::Summary> summary = write_profile(res, profile);
   std::error_code ec;
   std::filesystem::create_directories(*out_dir, ec);
   if (ec) throw Error(ErrorCode::kIo, fmt::format("cannot create output directory '{}': {}", *out_dir, ec.message()));
@@ -305,11 +326,13 @@ int cmd_run(const Args& args) {
   if (args.flag("json")) {
     std::string files;
     for (auto& f : written) files += (files.empty() ? "" : ", ") + fmt::format("\"{}\"", json_escape(f));
-    fmt::print("{{\"model\": \"{}\", \"config\": \"{}\", \"cycles\": {}, \"wall_seconds\": {:.3f}, \"outputs\": [{}]}}\n",
-               json_escape(m.name), cfg.name, res.cycles, wall, files);
+    fmt::print("{{\"model\": \"{}\", \"config\": \"{}\", \"cycles\": {}, \"wall_seconds\": {:.3f}, \"outputs\": [{}]{}}}\n",
+               json_escape(m.name), cfg.name, res.cycles, wall, files,
+               summary ? ", \"profile\": " + rt::summary_json(*summary) : "");
   } else {
     fmt::print("model {} on {}: {} cycles ({:.2f} s wall)\n", m.name, cfg.name, res.cycles, wall);
     for (auto& f : written) fmt::print("  wrote {}\n", f);
+    print_profile(summary, profile);
   }
   return 0;
 }
@@ -337,9 +360,23 @@ int cmd_doc(const Args& args) {
   return 0;
 }
 
+// tcemu profile summary FILE [--json]
+int cmd_profile(const Args& args) {
+  const auto& pos = args.positional();
+  if (pos.size() != 2 || pos[0] != "summary") throw UsageError("profile: expected 'profile summary TRACE.json'");
+  std::ifstream f(pos[1]);
+  if (!f) throw Error(ErrorCode::kIo, fmt::format("cannot open profile '{}'", pos[1]));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  rt::Summary s = rt::summarize(rt::profile_from_chrome_json(ss.str(), pos[1]));
+  fmt::print("{}", args.flag("json") ? rt::summary_json(s) + "\n" : rt::format_summary(s));
+  return 0;
+}
+
 int cmd_demo(const Args& args) {
   if (!args.flag("json")) fmt::print("tcemu demo: the default model (GEMM 256x256x256, bf16 -> fp32) on {}\n\n", kDefaultConfig);
-  return run_gemm(find_config(kDefaultConfig), 256, 256, 256, 1, std::nullopt, args.flag("json"));
+  return run_gemm(find_config(kDefaultConfig), 256, 256, 256, 1, std::nullopt,
+                  args.value("profile").value_or("tcemu_demo_trace.json"), args.flag("json"));
 }
 
 }  // namespace
@@ -352,10 +389,12 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   try {
     if (cmd == "info") return cmd_info(Args(argc, argv, 2, {"json"}, {"config"}));
-    if (cmd == "gemm") return cmd_gemm(Args(argc, argv, 2, {"json"}, {"m", "n", "k", "config", "seed", "save-model"}));
-    if (cmd == "run") return cmd_run(Args(argc, argv, 2, {"json"}, {"input", "output-dir", "config"}));
+    if (cmd == "gemm")
+      return cmd_gemm(Args(argc, argv, 2, {"json"}, {"m", "n", "k", "config", "seed", "save-model", "profile"}));
+    if (cmd == "run") return cmd_run(Args(argc, argv, 2, {"json"}, {"input", "output-dir", "config", "profile"}));
+    if (cmd == "profile") return cmd_profile(Args(argc, argv, 2, {"json"}, {}));
     if (cmd == "doc") return cmd_doc(Args(argc, argv, 2, {}, {"update"}));
-    if (cmd == "demo") return cmd_demo(Args(argc, argv, 2, {"json"}, {}));
+    if (cmd == "demo") return cmd_demo(Args(argc, argv, 2, {"json"}, {"profile"}));
     throw UsageError("unknown command '" + cmd + "'");
   } catch (const UsageError& e) {
     if (isatty(fileno(stderr))) fmt::print(stderr, "\r\033[K");

@@ -71,6 +71,7 @@ Driver::Driver(Transport& transport) : transport_(transport) {
   info_.dma_queues = int(transport_.mmio_read(DMA_QUEUES));
   info_.num_semaphores = int(transport_.mmio_read(NUM_SEMAPHORES));
   info_.clock_mhz = transport_.mmio_read(CLOCK_MHZ);
+  info_.dma_bytes_per_cycle = transport_.mmio_read(DMA_BYTES_PER_CYCLE);
   if (info_.hbm_bytes <= kAllocBase)
     throw Error(ErrorCode::kDevice, fmt::format("{}: HBM of {} bytes is too small", transport_.describe(), info_.hbm_bytes));
   free_[kAllocBase] = info_.hbm_bytes - kAllocBase;

@@ -153,6 +153,7 @@ class Tc1 : public sc_core::sc_module {
       case DMA_QUEUES: return uint32_t(cfg_.dma_queues);
       case NUM_SEMAPHORES: return kNumSemaphores;
       case CLOCK_MHZ: return cfg_.clock_mhz;
+      case DMA_BYTES_PER_CYCLE: return cfg_.dma_bytes_per_cycle;
       case CTRL: return enabled_ ? kCtrlEnable : 0;
       case STATUS: return kStatusReady | (job_running_ ? kStatusBusy : 0) | (fault_.code != FaultCode::None ? kStatusFault : 0);
       case IRQ_STATUS: return irq_status_;

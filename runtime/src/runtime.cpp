@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
+#include <map>
 
 #include "tcemu/isa.h"
 #include "tcemu/numerics.h"
@@ -108,11 +110,48 @@ RunResult Runtime::run(LoadedModel& lm, const TensorMap& inputs, const RunOption
     driver_.write(lm.window_addr_ + t.hbm_offset, to_device_bytes(it->second, t.dtype));
   }
   RunResult result;
+  drv::Job job = lm.job_;
+  uint32_t capacity = 0;
+  if (opts.profile) {
+    // One record per instruction: the buffer holds the whole job.
+    for (const auto& st : m.streams) capacity += uint32_t(st.instrs.size());
+    capacity = std::max<uint32_t>(capacity, 1);
+    job.trace_addr = driver_.alloc(uint64_t(capacity) * kTraceRecordBytes, 64);
+    job.trace_capacity = capacity;
+    driver_.clear_counters();
+  }
+  struct FreeTrace {
+    drv::Driver& d;
+    uint64_t addr;
+    ~FreeTrace() {
+      if (addr) d.free(addr);
+    }
+  } free_trace{driver_, job.trace_addr};
+  drv::JobResult jr;
   try {
-    result.cycles = driver_.run(lm.job_, opts.timeout_cycles, opts.progress).cycles;
+    jr = driver_.run(job, opts.timeout_cycles, opts.progress);
   } catch (const Error& e) {
     if (e.code() == ErrorCode::kDeviceFault || e.code() == ErrorCode::kTimeout) driver_.reset();
     throw;
+  }
+  result.cycles = jr.cycles;
+  if (opts.profile) {
+    Profile p;
+    const drv::DeviceInfo& dev = driver_.info();
+    p.info = {m.name, m.config_name, dev.rows, dev.cols, dev.dma_queues, dev.clock_mhz, dev.dma_bytes_per_cycle,
+              jr.cycles, jr.trace_count > capacity ? jr.trace_count - capacity : 0};
+    p.records = driver_.read_trace(job.trace_addr, std::min(jr.trace_count, capacity));
+    std::map<int, const model::Stream*> by_engine;
+    for (const auto& st : m.streams) by_engine[st.engine] = &st;
+    for (const TraceRecord& r : p.records) {
+      auto it = by_engine.find(r.engine);
+      p.operands.push_back(it != by_engine.end() && r.pc < it->second->instrs.size()
+                               ? isa::disassemble(it->second->instrs[r.pc])
+                               : "");
+    }
+    drv::Counters c = driver_.read_counters();
+    p.counter_busy.assign(c.busy.begin(), c.busy.end());
+    result.profile = std::move(p);
   }
   for (const auto& t : m.tensors) {
     if (t.kind != model::TensorKind::kOutput) continue;

@@ -37,7 +37,7 @@ Result tcemu(const std::string& args) {
 
 uint64_t json_uint(const std::string& json, const std::string& key) {
   std::smatch m;
-  if (!std::regex_search(json, m, std::regex("\"" + key + "\": ([0-9]+)"))) return UINT64_MAX;
+  if (!std::regex_search(json, m, std::regex("\"" + key + "\": *([0-9]+)"))) return UINT64_MAX;
   return std::stoull(m[1]);
 }
 
@@ -152,10 +152,26 @@ TEST(Cli, MissingNpyInputNamesTheFile) {
   fs::remove_all(d);
 }
 
-TEST(Cli, DemoRunsTheDefaultModelAndPasses) {
-  Result r = tcemu("demo");
+TEST(Cli, DemoRunsTheDefaultModelAndPrintsItsProfile) {
+  fs::path d = temp_dir("demo");
+  std::string trace = (d / "t.json").string();
+  Result r = tcemu("demo --profile " + trace);
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("PASS, bit-exact"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("TensorE utilisation"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("bound by"), std::string::npos) << r.out;
+  ASSERT_TRUE(fs::exists(trace));
+  // The file alone gives the same summary, as text and as JSON.
+  Result s = tcemu("profile summary " + trace);
+  ASSERT_EQ(s.status, 0) << s.out;
+  EXPECT_NE(r.out.find(s.out.substr(0, s.out.find('\n'))), std::string::npos) << s.out;
+  Result j = tcemu("profile summary " + trace + " --json");
+  ASSERT_EQ(j.status, 0) << j.out;
+  EXPECT_EQ(json_uint(j.out, "cycles"), json_uint(tcemu("demo --json --profile " + trace).out, "cycles"));
+  Result bad = tcemu("profile summary " + (d / "missing.json").string());
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.out.find("missing.json"), std::string::npos) << bad.out;
+  fs::remove_all(d);
 }
 
 }  // namespace

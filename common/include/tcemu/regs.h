@@ -29,6 +29,7 @@ inline constexpr uint32_t kBarBytes = 0x1000;
   X(DMA_QUEUES, 0x02C, RO, "DMA queues (engines 16..16+n-1)")                                        \
   X(NUM_SEMAPHORES, 0x030, RO, "semaphores")                                                         \
   X(CLOCK_MHZ, 0x034, RO, "core clock in MHz")                                                       \
+  X(DMA_BYTES_PER_CYCLE, 0x038, RO, "peak bytes per cycle of one DMA queue")                         \
   X(CTRL, 0x040, RW, "bit0 RESET (self-clearing: aborts all work, clears state; HBM kept); bit1 ENABLE") \
   X(STATUS, 0x044, RO, "bit0 READY, bit1 BUSY (a job is running), bit2 FAULT (halted on a fault)")     \
   X(IRQ_STATUS, 0x048, W1C, "bit0 JOB_DONE, bit1 FAULT; write 1 to clear")                           \

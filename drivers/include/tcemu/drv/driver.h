@@ -31,6 +31,7 @@ struct DeviceInfo {
   int dma_queues = 0;
   int num_semaphores = 0;
   uint32_t clock_mhz = 0;
+  uint32_t dma_bytes_per_cycle = 0;  // peak of one queue
 };
 
 // A fault the device reported; the device is halted until Driver::reset().

@@ -6,11 +6,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "tcemu/drv/driver.h"
 #include "tcemu/model.h"
 #include "tcemu/npy.h"
+#include "tcemu/rt/profile.h"
 
 namespace tcemu::rt {
 
@@ -34,11 +36,13 @@ class LoadedModel {
 struct RunResult {
   uint64_t cycles = 0;  // device cycles of the job
   TensorMap outputs;
+  std::optional<Profile> profile;  // with RunOptions::profile
 };
 
 struct RunOptions {
   uint64_t timeout_cycles = 10'000'000'000ull;  // a deadlock costs no wall time: an idle device skips ahead
   drv::Driver::Progress progress;               // optional: called about every 2^20 device cycles
+  bool profile = false;                         // collect trace records and counters into RunResult::profile
 };
 
 class Runtime {
