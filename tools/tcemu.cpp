@@ -54,6 +54,10 @@ commands:
                                                   256x256x256) on the default config (tc1-16), with its
                                                   profile (default trace file: tcemu_demo_trace.json)
 
+gemm, run and demo also take --wave FILE.fst [--wave-window FROM:TO]: an FST waveform (GTKWave) of the
+tensor-engine RTL for job cycles FROM..TO (as numbered in the profile); tracing slows simulation, so
+keep the window short.
+
 configs: tc1-8, tc1-16 (default), tc1-32
 )";
 
@@ -156,7 +160,8 @@ void end_progress(const rt::RunOptions& o) {
 
 // The device, driver and runtime of this process (one emulated device per process).
 struct Session {
-  explicit Session(const DeviceConfig& cfg) : transport(cfg), driver(transport), runtime(driver) {}
+  Session(const DeviceConfig& cfg, const emu::DeviceOptions& opts = {})
+      : transport(cfg, opts), driver(transport), runtime(driver) {}
   // Loads and runs `m` with progress on a terminal; returns the result and the run's wall seconds.
   std::pair<rt::RunResult, double> load_and_run(const model::Model& m, const rt::TensorMap& inputs, bool profile) {
     auto lm = runtime.load(m);
@@ -252,8 +257,26 @@ void print_profile(const std::optional<rt::Summary>& s, const std::optional<std:
   fmt::print("\n{}  trace: {} (open in https://ui.perfetto.dev or chrome://tracing)\n", rt::format_summary(*s), *path);
 }
 
+// --wave FILE.fst [--wave-window FROM:TO] (job cycles, as in the profile).
+emu::DeviceOptions device_options(const Args& args) {
+  emu::DeviceOptions o;
+  auto wave = args.value("wave");
+  auto window = args.value("wave-window");
+  if (window && !wave) throw UsageError("--wave-window needs --wave FILE.fst");
+  if (!wave) return o;
+  o.wave_path = *wave;
+  if (window) {
+    unsigned long long from = 0, to = 0;
+    char tail = 0;
+    if (std::sscanf(window->c_str(), "%llu:%llu%c", &from, &to, &tail) != 2 || from >= to)
+      throw UsageError("--wave-window expects FROM:TO with FROM < TO (job cycles), got '" + *window + "'");
+    o.wave_from = from, o.wave_to = to;
+  }
+  return o;
+}
+
 int run_gemm(const DeviceConfig& cfg, int M, int N, int K, uint64_t seed, const std::optional<std::string>& save,
-             const std::optional<std::string>& profile, bool json) {
+             const std::optional<std::string>& profile, bool json, const emu::DeviceOptions& dev_opts = {}) {
   model::Model m = kb::build_gemm(cfg, M, N, K);
   if (save) model::save(m, *save);
   size_t instrs = 0;
@@ -264,7 +287,7 @@ int run_gemm(const DeviceConfig& cfg, int M, int N, int K, uint64_t seed, const 
   in["a"] = {{M, K}, random_bf16_values(rng, size_t(M) * K)};
   in["b"] = {{K, N}, random_bf16_values(rng, size_t(K) * N)};
 
-  Session s(cfg);
+  Session s(cfg, dev_opts);
   auto [res, wall] = s.load_and_run(m, in, profile.has_value());
   std::optional<rt::Summary> summary = write_profile(res, profile);
 
@@ -293,7 +316,8 @@ int cmd_gemm(const Args& args) {
   int N = int(args.integer("n", std::nullopt, 1, 1 << 16));
   int K = int(args.integer("k", std::nullopt, 1, 1 << 16));
   uint64_t seed = uint64_t(args.integer("seed", 1, 0, INT64_MAX));
-  return run_gemm(cfg, M, N, K, seed, args.value("save-model"), args.value("profile"), args.flag("json"));
+  return run_gemm(cfg, M, N, K, seed, args.value("save-model"), args.value("profile"), args.flag("json"),
+                  device_options(args));
 }
 
 int cmd_run(const Args& args) {
@@ -310,7 +334,7 @@ int cmd_run(const Args& args) {
       throw UsageError("--input expects NAME=FILE.npy, got '" + spec + "'");
     inputs[spec.substr(0, eq)] = npy::load(spec.substr(eq + 1));
   }
-  Session s(cfg);
+  Session s(cfg, device_options(args));
   auto profile = args.value("profile");
   auto [res, wall] = s.load_and_run(m, inputs, profile.has_value());
   std::optional<rt::Summary> summary = write_profile(res, profile);
@@ -376,7 +400,7 @@ int cmd_profile(const Args& args) {
 int cmd_demo(const Args& args) {
   if (!args.flag("json")) fmt::print("tcemu demo: the default model (GEMM 256x256x256, bf16 -> fp32) on {}\n\n", kDefaultConfig);
   return run_gemm(find_config(kDefaultConfig), 256, 256, 256, 1, std::nullopt,
-                  args.value("profile").value_or("tcemu_demo_trace.json"), args.flag("json"));
+                  args.value("profile").value_or("tcemu_demo_trace.json"), args.flag("json"), device_options(args));
 }
 
 }  // namespace
@@ -390,11 +414,13 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "info") return cmd_info(Args(argc, argv, 2, {"json"}, {"config"}));
     if (cmd == "gemm")
-      return cmd_gemm(Args(argc, argv, 2, {"json"}, {"m", "n", "k", "config", "seed", "save-model", "profile"}));
-    if (cmd == "run") return cmd_run(Args(argc, argv, 2, {"json"}, {"input", "output-dir", "config", "profile"}));
+      return cmd_gemm(Args(argc, argv, 2, {"json"},
+                           {"m", "n", "k", "config", "seed", "save-model", "profile", "wave", "wave-window"}));
+    if (cmd == "run")
+      return cmd_run(Args(argc, argv, 2, {"json"}, {"input", "output-dir", "config", "profile", "wave", "wave-window"}));
     if (cmd == "profile") return cmd_profile(Args(argc, argv, 2, {"json"}, {}));
     if (cmd == "doc") return cmd_doc(Args(argc, argv, 2, {}, {"update"}));
-    if (cmd == "demo") return cmd_demo(Args(argc, argv, 2, {"json"}, {"profile"}));
+    if (cmd == "demo") return cmd_demo(Args(argc, argv, 2, {"json"}, {"profile", "wave", "wave-window"}));
     throw UsageError("unknown command '" + cmd + "'");
   } catch (const UsageError& e) {
     if (isatty(fileno(stderr))) fmt::print(stderr, "\r\033[K");

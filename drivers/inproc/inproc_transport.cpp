@@ -4,8 +4,8 @@
 
 namespace tcemu::drv {
 
-InProcessTransport::InProcessTransport(const DeviceConfig& config)
-    : device_(std::make_unique<emu::Device>(config)) {}
+InProcessTransport::InProcessTransport(const DeviceConfig& config, const emu::DeviceOptions& options)
+    : device_(std::make_unique<emu::Device>(config, options)) {}
 InProcessTransport::~InProcessTransport() = default;
 
 uint32_t InProcessTransport::mmio_read(uint32_t offset) { return device_->mmio_read(offset); }

@@ -7,16 +7,14 @@
 #include "tcemu/config.h"
 #include "tcemu/drv/transport.h"
 
-namespace tcemu::emu {
-class Device;
-}
+#include "tcemu/emu/device.h"
 
 namespace tcemu::drv {
 
 class InProcessTransport : public Transport {
  public:
   // Builds the device for `config`. Throws Error(kDevice) if this process already built one.
-  explicit InProcessTransport(const DeviceConfig& config);
+  explicit InProcessTransport(const DeviceConfig& config, const emu::DeviceOptions& options = {});
   ~InProcessTransport() override;
 
   uint32_t mmio_read(uint32_t offset) override;

@@ -18,11 +18,11 @@ namespace {
 bool g_device_exists = false;
 }
 
-Device::Device(const DeviceConfig& config) {
+Device::Device(const DeviceConfig& config, const DeviceOptions& options) {
   if (g_device_exists)
     throw Error(ErrorCode::kDevice, "a TC1 device already exists in this process (SystemC allows one simulation per process)");
   ::setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
-  tc1_ = std::make_unique<Tc1>("tc1", config);
+  tc1_ = std::make_unique<Tc1>("tc1", config, options);
   g_device_exists = true;
   sc_core::sc_start(sc_core::SC_ZERO_TIME);  // elaborate and let every process reach its first wait
 }

@@ -14,6 +14,7 @@
 #pragma once
 
 #include "tcemu/config.h"
+#include "tcemu/emu/device.h"
 
 // Verilated headers (pulled in by the RTL adapter) must come before <systemc>.
 #include "tcemu/rtl/tensor_engine.h"
@@ -107,8 +108,8 @@ class Tc1 : public sc_core::sc_module {
  public:
   SC_HAS_PROCESS(Tc1);
 
-  Tc1(sc_core::sc_module_name name, const DeviceConfig& cfg)
-      : sc_module(name), cfg_(cfg), hbm_(cfg.hbm_bytes),
+  Tc1(sc_core::sc_module_name name, const DeviceConfig& cfg, const DeviceOptions& options)
+      : sc_module(name), cfg_(cfg), options_(options), hbm_(cfg.hbm_bytes),
         sbuf_(cfg.sbuf_bytes(), 0), psum_(cfg.psum_bytes(), 0),
         te_(rtl::make_tensor_engine(cfg.rows, cfg.cols)) {
     te_->reset();
@@ -490,6 +491,10 @@ class Tc1 : public sc_core::sc_module {
   void tensor_engine();
 
   DeviceConfig cfg_;
+  DeviceOptions options_;
+  bool wave_open_ = false, wave_done_ = false;
+  // Opens/closes the RTL waveform around the window of DeviceOptions (tensor_engine.cpp).
+  void wave_step();
   SparseMemory hbm_;
   std::vector<uint8_t> sbuf_, psum_;
   std::unique_ptr<rtl::TensorEngineModel> te_;

@@ -1,4 +1,5 @@
 // The TensorE sequencer: drives the verilated array cycle by cycle (docs/isa.md, matmul).
+#include <algorithm>
 #include <deque>
 #include <optional>
 #include <vector>
@@ -49,6 +50,22 @@ void Tc1::write_psum(const Matmul& mm, const uint32_t* col) {
 
 // One loop iteration = one clock cycle while the array has work. Pipeline: one matmul loads its
 // weights into the shadow bank while the previous one streams; results drain in order behind them.
+void Tc1::wave_step() {
+  if (options_.wave_path.empty() || wave_done_) return;
+  const uint64_t rel = cycle() - job_start_cycle_;
+  if (!wave_open_ && rel >= options_.wave_from && rel < options_.wave_to) {
+    te_->set_trace_cycle(rel);  // first, so the dump starts at the window's time
+    te_->trace_open(options_.wave_path);
+    wave_open_ = true;
+  }
+  if (wave_open_ && rel >= options_.wave_to) {
+    te_->trace_close();
+    wave_open_ = false, wave_done_ = true;
+    return;
+  }
+  if (wave_open_) te_->set_trace_cycle(rel);
+}
+
 void Tc1::tensor_engine() {
   const int engine = isa::kEngineTensor;
   const int rows = cfg_.rows, cols = cfg_.cols;
@@ -122,6 +139,7 @@ void Tc1::tensor_engine() {
       } else {
         te_->set_moving(false, false, 1, nullptr);
       }
+      wave_step();
       te_->tick();
       if (!wait_cycles(1, token)) break;
       if (te_->out_valid()) {
@@ -143,6 +161,14 @@ void Tc1::tensor_engine() {
           inflight.pop_front();
         }
       }
+    }
+    if (!options_.wave_path.empty() && !wave_done_ && token == job_token_) {
+      // The window reaches past this job's tensor work, or the array's clock was gated (idle) all
+      // through it: the dump shows the array's state up to here and ends with the job's tensor work.
+      te_->set_trace_cycle(std::max(cycle() - job_start_cycle_, options_.wave_from));
+      if (!wave_open_) te_->trace_open(options_.wave_path);
+      te_->trace_close();
+      wave_open_ = false, wave_done_ = true;
     }
     engine_finished(engine, token);
   }

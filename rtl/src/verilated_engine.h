@@ -6,6 +6,7 @@
 #include <verilated.h>
 #include <verilated_fst_c.h>
 
+#include <algorithm>
 #include <array>
 #include <fmt/format.h>
 
@@ -133,6 +134,8 @@ class VerilatedTensorEngine final : public TensorEngineModel {
     top_->eval();
     fst_->dump(time_);
   }
+
+  void set_trace_cycle(uint64_t cycle) override { time_ = std::max(time_, cycle * kPeriod); }
 
   void trace_close() override {
     if (fst_) {

@@ -21,11 +21,19 @@ namespace tcemu::emu {
 
 class Tc1;  // the SystemC module tree (device.cpp)
 
+// Simulator options: what a user of the emulator (not the driver) chooses.
+struct DeviceOptions {
+  // FST waveform of the tensor-engine RTL for job cycles [wave_from, wave_to) of the first job that runs
+  // through that window (cycles counted from the job's start, as in the profile). Empty: no waveform.
+  std::string wave_path;
+  uint64_t wave_from = 0, wave_to = UINT64_MAX;
+};
+
 class Device {
  public:
   // Throws Error(kDevice) if a Device already exists in this process, Error(kInvalidArgument) if no RTL
   // tensor engine of the config's array size is built.
-  explicit Device(const DeviceConfig& config);
+  explicit Device(const DeviceConfig& config, const DeviceOptions& options = {});
   ~Device();
   Device(const Device&) = delete;
   Device& operator=(const Device&) = delete;

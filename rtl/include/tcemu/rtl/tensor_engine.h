@@ -84,6 +84,9 @@ class TensorEngineModel {  // one verilated tc_tensor_engine instance
   // the dump; larger sizes dump the ports and the controller only (docs/rtl.md, "Waveforms").
   virtual void trace_open(const std::string& fst_path) = 0;
   virtual void trace_close() = 0;
+  // Sets the dump's time base so that the next tick() is shown at time 10 * `cycle` (a caller that
+  // gates the clock keeps the waveform on its own cycle count). Never moves time backwards.
+  virtual void set_trace_cycle(uint64_t cycle) = 0;
 };
 
 // Makes a verilated engine of the given size. Throws std::invalid_argument naming the requested size and
