@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <string_view>
+
 #include "tcemu/isa.h"
 #include "tcemu/regs.h"
 
@@ -12,15 +14,49 @@ std::string isa_markdown() {
   for (const auto& o : isa::opcodes()) {
     const char* eng = o.engine_class == isa::EngineClass::kAny      ? "any"
                       : o.engine_class == isa::EngineClass::kTensor ? "tensor"
+                      : o.engine_class == isa::EngineClass::kVector ? "vector"
+                      : o.engine_class == isa::EngineClass::kScalar ? "scalar"
                                                                     : "dma queues";
     s += fmt::format("| 0x{:02x} | `{}` | {} | {} |\n", o.code, o.mnemonic, eng, o.doc);
   }
   s += "\n| field | opcode | word | bits | description |\n| --- | --- | --- | --- | --- |\n";
-  for (const auto& f : isa::fields()) {
-    const isa::OpcodeInfo* o = isa::find_opcode(uint8_t(f.owner));
-    s += fmt::format("| `{}` | {} | {} | {}:{} | {} |\n", f.name, o ? o->mnemonic : "all", f.word,
-                     f.lsb + f.width - 1, f.lsb, f.doc);
+  // A field that several opcodes place identically (same name, bits and description) is one row listing
+  // them all, at its first occurrence.
+  auto same = [](const isa::FieldInfo& a, const isa::FieldInfo& b) {
+    return std::string_view(a.name) == b.name && a.word == b.word && a.lsb == b.lsb && a.width == b.width &&
+           std::string_view(a.doc) == b.doc;
+  };
+  const auto fields = isa::fields();
+  for (size_t i = 0; i < fields.size(); ++i) {
+    const auto& f = fields[i];
+    bool seen = false;
+    for (size_t j = 0; j < i && !seen; ++j) seen = same(fields[j], f);
+    if (seen) continue;
+    std::string owners;
+    size_t compute_owners = 0, compute_opcodes = 0;
+    for (const auto& o : isa::opcodes())
+      compute_opcodes += o.engine_class == isa::EngineClass::kVector || o.engine_class == isa::EngineClass::kScalar;
+    for (size_t j = i; j < fields.size(); ++j) {
+      if (!same(fields[j], f)) continue;
+      const isa::OpcodeInfo* o = isa::find_opcode(uint8_t(fields[j].owner));
+      owners += (owners.empty() ? "" : ", ") + std::string(o ? o->mnemonic : "all");
+      compute_owners += o && (o->engine_class == isa::EngineClass::kVector || o->engine_class == isa::EngineClass::kScalar);
+    }
+    if (compute_owners > 1 && compute_owners == compute_opcodes) owners = "all vector and scalar";
+    s += fmt::format("| `{}` | {} | {} | {}:{} | {} |\n", f.name, owners, f.word, f.lsb + f.width - 1, f.lsb, f.doc);
   }
+  s += "\n| dtype | code | bytes |\n| --- | --- | --- |\n";
+#define TCEMU_X(name, code, str, bytes) s += fmt::format("| `{}` | {} | {} |\n", str, code, bytes);
+  TCEMU_DTYPES(TCEMU_X)
+#undef TCEMU_X
+  s += "\n| ALU op | code | result |\n| --- | --- | --- |\n";
+#define TCEMU_X(name, code, mnem, doc) s += fmt::format("| `{}` | {} | {} |\n", mnem, code, doc);
+  TCEMU_ALU_OPS(TCEMU_X)
+#undef TCEMU_X
+  s += "\n| activation `func` | code | f(x) |\n| --- | --- | --- |\n";
+#define TCEMU_X(name, code, mnem, doc) s += fmt::format("| `{}` | {} | {} |\n", mnem, code, doc);
+  TCEMU_ACT_FUNCS(TCEMU_X)
+#undef TCEMU_X
   return s;
 }
 

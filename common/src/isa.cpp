@@ -24,6 +24,70 @@ const char* space_name(uint64_t space) {
   return "invalid-space";
 }
 
+const char* dtype_name(uint64_t code) {
+  switch (code) {
+#define TCEMU_X(name, c, str, bytes) \
+  case c: return str;
+    TCEMU_DTYPES(TCEMU_X)
+#undef TCEMU_X
+  }
+  return nullptr;
+}
+
+uint32_t dtype_bytes(uint64_t code) {
+  switch (code) {
+#define TCEMU_X(name, c, str, bytes) \
+  case c: return bytes;
+    TCEMU_DTYPES(TCEMU_X)
+#undef TCEMU_X
+  }
+  return 0;
+}
+
+const char* alu_op_name(uint64_t code) {
+  switch (code) {
+#define TCEMU_X(name, c, mnem, doc) \
+  case c: return mnem;
+    TCEMU_ALU_OPS(TCEMU_X)
+#undef TCEMU_X
+  }
+  return nullptr;
+}
+
+const char* act_func_name(uint64_t code) {
+  switch (code) {
+#define TCEMU_X(name, c, mnem, doc) \
+  case c: return mnem;
+    TCEMU_ACT_FUNCS(TCEMU_X)
+#undef TCEMU_X
+  }
+  return nullptr;
+}
+
+// Operand word layout (isa.h): space 1:0, dtype 3:2, part 11:4, off 31:12, s0 47:32, s1 63:48.
+uint64_t pack_operand(const TensorOperand& t) {
+  auto check = [](const char* what, uint64_t v, int bits) {
+    if (v >> bits)
+      throw Error(ErrorCode::kEncoding, std::string("tensor operand: ") + what + " " + std::to_string(v) +
+                                            " does not fit in " + std::to_string(bits) + " bits");
+    return v;
+  };
+  return check("space", uint64_t(t.space), 2) | check("dtype", uint64_t(t.dtype), 2) << 2 |
+         check("part", t.part, 8) << 4 | check("off", t.off, 20) << 12 | check("s0", t.s0, 16) << 32 |
+         check("s1", t.s1, 16) << 48;
+}
+
+TensorOperand unpack_operand(uint64_t w) {
+  TensorOperand t;
+  t.space = Space(w & 3);
+  t.dtype = DType((w >> 2) & 3);
+  t.part = uint32_t((w >> 4) & 0xFF);
+  t.off = uint32_t((w >> 12) & 0xFFFFF);
+  t.s0 = uint32_t((w >> 32) & 0xFFFF);
+  t.s1 = uint32_t((w >> 48) & 0xFFFF);
+  return t;
+}
+
 namespace {
 
 constexpr FieldInfo kFields[] = {
@@ -41,6 +105,57 @@ constexpr OpcodeInfo kOpcodes[] = {
 constexpr uint64_t mask_of(int width) { return width >= 64 ? ~uint64_t(0) : (uint64_t(1) << width) - 1; }
 
 bool field_applies(const FieldInfo& f, Opcode op) { return f.owner == Opcode::Invalid || f.owner == op; }
+
+bool is_compute(Opcode op) {
+  const OpcodeInfo* info = find_opcode(uint8_t(op));
+  return info && (info->engine_class == EngineClass::kVector || info->engine_class == EngineClass::kScalar);
+}
+
+// "sbuf[p3+0x40]:f32" for a column operand; a tensor operand adds ":strides(s0,s1)".
+std::string operand_text(uint64_t w, bool tensor) {
+  const TensorOperand t = unpack_operand(w);
+  const char* dt = dtype_name(uint64_t(t.dtype));
+  std::string s = (t.space == Space::kSbuf || t.space == Space::kPsum) ? space_name(uint64_t(t.space))
+                                                                      : "space" + std::to_string(int(t.space));
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "[p%u+0x%x]:", t.part, t.off);
+  s += buf;
+  s += dt ? dt : "dtype" + std::to_string(int(t.dtype));
+  if (tensor) s += ":strides(" + std::to_string(t.s0) + "," + std::to_string(t.s1) + ")";
+  return s;
+}
+
+// Readable values of the VectorE/ScalarE fields: operands, op and function names, fp32 immediates,
+// signed iota steps. Returns false for fields printed as plain numbers.
+bool format_compute_field(Opcode op, const char* name, uint64_t v, std::string& s) {
+  if (!is_compute(op)) return false;
+  auto is = [&](std::initializer_list<const char*> names) {
+    for (const char* n : names)
+      if (std::strcmp(name, n) == 0) return true;
+    return false;
+  };
+  auto named = [&](const char* n) {
+    s += n ? std::string(n) : std::to_string(v);
+    return true;
+  };
+  char buf[48];
+  if (is({"out", "in0", "in1", "in2"})) s += operand_text(v, true);
+  else if (is({"col0", "col1", "scale_col", "bias_col", "acc_col"})) s += operand_text(v, false);
+  else if (is({"op", "op0", "op1"})) return named(alu_op_name(v));
+  else if (is({"func"})) return named(act_func_name(v));
+  else if (is({"imm0", "imm1", "scale_imm"})) {
+    float f;
+    const uint32_t u = uint32_t(v);
+    std::memcpy(&f, &u, 4);
+    std::snprintf(buf, sizeof buf, "%.9g", double(f));
+    s += buf;
+  } else if (is({"base", "pstep", "fstep"})) s += std::to_string(int32_t(uint32_t(v)));
+  else if (is({"value"})) {
+    std::snprintf(buf, sizeof buf, "0x%08x", unsigned(v));
+    s += buf;
+  } else return false;
+  return true;
+}
 
 }  // namespace
 
@@ -66,6 +181,8 @@ bool engine_accepts(int engine, Opcode op) {
     case EngineClass::kAny: return true;
     case EngineClass::kTensor: return engine == kEngineTensor;
     case EngineClass::kDma: return engine >= kEngineDma0 && engine < kMaxEngines;
+    case EngineClass::kVector: return engine == kEngineVector;
+    case EngineClass::kScalar: return engine == kEngineScalar;
   }
   return false;
 }
@@ -151,7 +268,7 @@ std::string disassemble(const Instr& in) {
       char buf[40];
       std::snprintf(buf, sizeof buf, "%s:0x%llx", space_name(addr_space(v)), (unsigned long long)addr_offset(v));
       s += buf;
-    } else {
+    } else if (!format_compute_field(in.opcode, f.name, v, s)) {
       s += std::to_string(v);
     }
   }

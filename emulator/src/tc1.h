@@ -9,6 +9,8 @@
 //  - tensor_engine: the TensorE sequencer; clocks the verilated array cycle by cycle while it has work
 //    (weight loads, moving columns, results draining) and sleeps on semaphores otherwise.
 //  - dma_queue (one per queue): executes dma_copy instructions with a latency + bandwidth cost.
+//  - vector, scalar: VectorE and ScalarE, in-order sequencers like the DMA queues (vector_engine.cpp,
+//    scalar_engine.cpp; operand checks and the fp32 datapath in compute.cpp).
 // Reset and faults bump job_token_; every process re-checks its token after each wait() and abandons
 // stale work, so a reset in the middle of a job never leaves a process running old work.
 #pragma once
@@ -129,6 +131,21 @@ class Tc1 : public sc_core::sc_module {
           },
           sc_core::sc_gen_unique_name("dma"), &opts);
     }
+    sc_core::sc_spawn_options opts;
+    sc_core::sc_spawn(
+        [this] {
+          run_sequencer(isa::kEngineVector, [this](uint32_t pc, const Instr& in, uint64_t token, InstrStats& st) {
+            return vector_exec(pc, in, token, st);
+          });
+        },
+        "vector", &opts);
+    sc_core::sc_spawn(
+        [this] {
+          run_sequencer(isa::kEngineScalar, [this](uint32_t pc, const Instr& in, uint64_t token, InstrStats& st) {
+            return scalar_exec(pc, in, token, st);
+          });
+        },
+        "scalar", &opts);
   }
 
   const DeviceConfig& config() const { return cfg_; }
@@ -315,7 +332,8 @@ class Tc1 : public sc_core::sc_module {
       hbm_.read(at, s, sizeof s);
       uint32_t engine = rd32(s), count = rd32(s + 4);
       uint64_t addr = rd64(s + 8);
-      bool present = engine == uint32_t(isa::kEngineTensor) ||
+      bool present = engine == uint32_t(isa::kEngineTensor) || engine == uint32_t(isa::kEngineVector) ||
+                     engine == uint32_t(isa::kEngineScalar) ||
                      (engine >= uint32_t(isa::kEngineDma0) && engine < uint32_t(isa::kEngineDma0 + cfg_.dma_queues));
       if (!present || streams_[engine].count != 0) return bad_job(at, engine);
       if (addr > hbm_.size() || uint64_t(count) * isa::kInstrBytes > hbm_.size() - addr) return bad_job(at + 8, engine);
@@ -471,6 +489,10 @@ class Tc1 : public sc_core::sc_module {
 
   // ---- DMA queues (dma.cpp) ------------------------------------------------------------------------
   bool dma_copy(int engine, uint32_t pc, const Instr& in, uint64_t token, InstrStats& stats);
+
+  // ---- VectorE and ScalarE (vector_engine.cpp, scalar_engine.cpp) -----------------------------------
+  bool vector_exec(uint32_t pc, const Instr& in, uint64_t token, InstrStats& stats);
+  bool scalar_exec(uint32_t pc, const Instr& in, uint64_t token, InstrStats& stats);
 
   // ---- Tensor engine sequencer ------------------------------------------------------------------
   struct Matmul {

@@ -53,7 +53,7 @@ std::unique_ptr<LoadedModel> Runtime::load(const model::Model& m) {
                             m.config_name, m.array_rows, m.array_cols, dev.rows, dev.cols));
   uint64_t code_bytes = 0;
   for (const auto& s : m.streams) {
-    bool present = s.engine == isa::kEngineTensor ||
+    bool present = s.engine == isa::kEngineTensor || s.engine == isa::kEngineVector || s.engine == isa::kEngineScalar ||
                    (s.engine >= isa::kEngineDma0 && s.engine < isa::kEngineDma0 + dev.dma_queues);
     if (!present)
       throw Error(ErrorCode::kInvalidArgument, fmt::format("model '{}' has a stream for engine {}, which this device does not have",

@@ -22,6 +22,14 @@ struct DeviceConfig {
   uint32_t dma_bytes_per_cycle = 16;   // per queue
   uint32_t dma_latency_cycles = 64;    // fixed start cost of one DMA instruction
   uint32_t clock_mhz = 1400;           // one clock for the whole core
+  // VectorE / ScalarE (docs/isa.md, "Timing"): one lane per partition, all partitions in parallel; an
+  // instruction over N free elements per partition reading k tensor inputs takes
+  // start + max(min, N * max(k, 1)) cycles.
+  uint32_t vector_start_cycles = 60;   // fixed cost: starting the SBUF/PSUM accesses
+  uint32_t vector_min_cycles = 64;     // shortest streaming phase
+  uint32_t scalar_start_cycles = 60;
+  uint32_t scalar_min_cycles = 64;
+  int partition_quadrant = 32;         // an access over more partitions starts at a multiple of this; transpose block
 
   uint32_t psum_partition_bytes() const { return psum_bank_bytes * static_cast<uint32_t>(psum_banks); }
   uint64_t sbuf_bytes() const { return uint64_t(sbuf_partitions) * sbuf_partition_bytes; }

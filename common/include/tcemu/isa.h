@@ -21,8 +21,8 @@ using Words = std::array<uint64_t, kInstrWords>;
 
 // Engines: instruction streams are per engine. DMA queue q is engine kDma0 + q.
 inline constexpr int kEngineTensor = 0;
-inline constexpr int kEngineVector = 1;  // reserved: VectorE arrives with the whole-core work
-inline constexpr int kEngineScalar = 2;  // reserved: ScalarE
+inline constexpr int kEngineVector = 1;  // VectorE: elementwise, tensor-scalar, reduce, copy/cast, memset, iota, ...
+inline constexpr int kEngineScalar = 2;  // ScalarE: activation functions
 inline constexpr int kEngineDma0 = 16;
 inline constexpr int kMaxEngines = 32;
 std::string engine_name(int engine);  // "tensor", "dma3", ...; "engine<N>" for unknown ids
@@ -41,8 +41,171 @@ inline constexpr uint64_t addr_space(uint64_t a) { return a >> kSpaceShift; }
 inline constexpr uint64_t addr_offset(uint64_t a) { return a & kOffsetMask; }
 const char* space_name(uint64_t space);
 
+// ---- VectorE / ScalarE operands (docs/isa.md, "Tensor operands") ---------------------------------------
+// Element types of tensor operands. X(Name, code, name, bytes)
+#define TCEMU_DTYPES(X) \
+  X(F32, 0, "f32", 4)   \
+  X(Bf16, 1, "bf16", 2) \
+  X(I32, 2, "i32", 4)
+enum class DType : uint8_t {
+#define TCEMU_X(name, code, str, bytes) k##name = code,
+  TCEMU_DTYPES(TCEMU_X)
+#undef TCEMU_X
+};
+const char* dtype_name(uint64_t code);  // "f32", ...; nullptr for an unknown code
+uint32_t dtype_bytes(uint64_t code);    // 4, 2, 4; 0 for an unknown code
+
+// A tensor operand is one 64-bit word (fields `out`, `in0`..`in2`):
+//   bits  1:0  space   (Space: 1 sbuf, 2 psum)      bits 11:4   part  first partition
+//   bits  3:2  dtype   (DType)                      bits 31:12  off   byte offset within each partition
+//   bits 47:32 s0      element stride of free dim 0 (inner, n0 elements)
+//   bits 63:48 s1      element stride of free dim 1 (outer, n1 elements)
+// Element (p, i1, i0), p < np, sits in partition part + p at byte off + (i1 * s1 + i0 * s0) * bytes(dtype).
+// The partition count np and the free counts n0, n1 are fields of the instruction, shared by all of its
+// tensor operands. A column operand (one element per partition: per-partition scalars, bias, reduce
+// results) is the low 32 bits of the same layout (space, dtype, part, off).
+struct TensorOperand {
+  Space space = Space::kSbuf;
+  DType dtype = DType::kF32;
+  uint32_t part = 0;  // < 256
+  uint32_t off = 0;   // < 2^20
+  uint32_t s0 = 1;    // < 2^16
+  uint32_t s1 = 0;    // < 2^16
+};
+// pack_operand throws Error(kEncoding) naming the part that does not fit; unpacking never fails (bad
+// space or dtype codes are kept and faulted by the engine).
+uint64_t pack_operand(const TensorOperand& t);
+TensorOperand unpack_operand(uint64_t word);
+inline uint64_t pack_column(Space space, DType dtype, uint32_t part, uint32_t off) {
+  return pack_operand({space, dtype, part, off, 0, 0});
+}
+// Largest free size n0 * n1 of one instruction (elements per partition).
+inline constexpr uint64_t kMaxFreeElements = uint64_t(1) << 16;
+
+// ALU operations of tensor_tensor, tensor_scalar and tensor_reduce: out = a OP b, in fp32.
+// X(Name, code, mnemonic, meaning)
+#define TCEMU_ALU_OPS(X)                                             \
+  X(Bypass, 0, "bypass", "a (b ignored; tensor_scalar only)")        \
+  X(Add, 1, "add", "a + b")                                          \
+  X(Sub, 2, "sub", "a - b")                                          \
+  X(Mul, 3, "mul", "a * b")                                          \
+  X(Div, 4, "div", "a / b (IEEE division)")                          \
+  X(Max, 5, "max", "max(a, b); max(+0, -0) = +0")                    \
+  X(Min, 6, "min", "min(a, b); min(+0, -0) = -0")                    \
+  X(IsEqual, 7, "is_equal", "1.0 if a == b else 0.0")               \
+  X(IsLt, 8, "is_lt", "1.0 if a < b else 0.0")                      \
+  X(IsLe, 9, "is_le", "1.0 if a <= b else 0.0")                     \
+  X(IsGt, 10, "is_gt", "1.0 if a > b else 0.0")                     \
+  X(IsGe, 11, "is_ge", "1.0 if a >= b else 0.0")
+enum class AluOp : uint8_t {
+#define TCEMU_X(name, code, mnem, doc) k##name = code,
+  TCEMU_ALU_OPS(TCEMU_X)
+#undef TCEMU_X
+};
+const char* alu_op_name(uint64_t code);  // nullptr for an unknown code
+
+// ScalarE activation functions f. X(Name, code, mnemonic, definition)
+#define TCEMU_ACT_FUNCS(X)                                                  \
+  X(Identity, 0, "identity", "x")                                           \
+  X(Relu, 1, "relu", "x > 0 ? x : +0")                                      \
+  X(GeluTanh, 2, "gelu_tanh", "x * sigmoid(2 * sqrt(2/pi) * (x + 0.044715 x^3))") \
+  X(GeluErf, 3, "gelu_erf", "x * erfc(-x / sqrt(2)) / 2")                   \
+  X(Sigmoid, 4, "sigmoid", "1 / (1 + exp(-x))")                             \
+  X(Tanh, 5, "tanh", "tanh(x)")                                             \
+  X(Exp, 6, "exp", "exp(x)")                                                \
+  X(Silu, 7, "silu", "x / (1 + exp(-x))")                                   \
+  X(Softplus, 8, "softplus", "log(1 + exp(x))")                             \
+  X(Rsqrt, 9, "rsqrt", "1 / sqrt(x)")                                       \
+  X(Reciprocal, 10, "reciprocal", "1 / x")                                  \
+  X(Square, 11, "square", "x * x")                                          \
+  X(Log, 12, "log", "log(x)")
+enum class ActFunc : uint8_t {
+#define TCEMU_X(name, code, mnem, doc) k##name = code,
+  TCEMU_ACT_FUNCS(TCEMU_X)
+#undef TCEMU_X
+};
+const char* act_func_name(uint64_t code);  // nullptr for an unknown code
+
+// VectorE (0x30..) and ScalarE (0x40..) opcodes, spliced into TCEMU_OPCODES.
+#define TCEMU_COMPUTE_OPCODES(X)                                                                           \
+  X(TensorTensor, 0x30, EngineClass::kVector, "tensor_tensor", "out = in0 OP in1, elementwise")           \
+  X(TensorScalar, 0x31, EngineClass::kVector, "tensor_scalar",                                            \
+    "out = op1(op0(in0, scalar0), scalar1); scalars immediate or per-partition columns")                  \
+  X(TensorReduce, 0x32, EngineClass::kVector, "tensor_reduce", "out = add/max/min of in0 along free dims") \
+  X(TensorCopy, 0x33, EngineClass::kVector, "tensor_copy", "out = in0, converting the dtype (cast)")      \
+  X(Memset, 0x34, EngineClass::kVector, "memset", "out = value")                                          \
+  X(Iota, 0x35, EngineClass::kVector, "iota", "out = base + partition * pstep + free_index * fstep")      \
+  X(Select, 0x36, EngineClass::kVector, "select", "out = in0 != 0 ? in1 : in2")                          \
+  X(Transpose, 0x37, EngineClass::kVector, "transpose",                                                  \
+    "out = in0 transposed in square blocks of min(np, 32) partitions x elements")                       \
+  X(Activation, 0x40, EngineClass::kScalar, "activation",                                                \
+    "out = f(in0 * scale + bias); optional per-partition sum of the outputs into acc_col")
+
+// Fields of the compute opcodes, spliced into TCEMU_FIELDS. Word 1 holds the shape (np, n0, n1) and the
+// opcode's control bits; words 2.. the tensor operands, then column operands and immediates.
+#define TCEMU_COMPUTE_SHAPE(X, Op)                                                         \
+  X(Op, np, 1, 0, 8, "partitions of every operand (1..partitions)")                        \
+  X(Op, n0, 1, 8, 16, "elements of free dim 0 (>= 1)")                                     \
+  X(Op, n1, 1, 24, 16, "elements of free dim 1 (>= 1); n0 * n1 <= 65536")
+#define TCEMU_COMPUTE_OUT(X, Op) X(Op, out, 2, 0, 64, "output tensor operand (operand word)")
+#define TCEMU_COMPUTE_IN0(X, Op) X(Op, in0, 3, 0, 64, "input tensor operand 0 (operand word)")
+#define TCEMU_COMPUTE_FIELDS(X)                                                                              \
+  TCEMU_COMPUTE_SHAPE(X, TensorTensor)                                                                       \
+  X(TensorTensor, op, 1, 40, 4, "ALU operation (add .. is_ge; not bypass)")                                  \
+  TCEMU_COMPUTE_OUT(X, TensorTensor)                                                                         \
+  TCEMU_COMPUTE_IN0(X, TensorTensor)                                                                         \
+  X(TensorTensor, in1, 4, 0, 64, "input tensor operand 1 (operand word)")                                    \
+  TCEMU_COMPUTE_SHAPE(X, TensorScalar)                                                                       \
+  X(TensorScalar, op0, 1, 40, 4, "first ALU operation")                                                      \
+  X(TensorScalar, op1, 1, 44, 4, "second ALU operation (bypass: none)")                                      \
+  X(TensorScalar, rev0, 1, 48, 1, "1: op0 takes (scalar0, x) instead of (x, scalar0)")                        \
+  X(TensorScalar, rev1, 1, 49, 1, "1: op1 takes (scalar1, y) instead of (y, scalar1)")                        \
+  X(TensorScalar, col0_en, 1, 50, 1, "scalar0: 0 the immediate imm0, 1 the per-partition column col0")       \
+  X(TensorScalar, col1_en, 1, 51, 1, "scalar1: 0 the immediate imm1, 1 the per-partition column col1")       \
+  TCEMU_COMPUTE_OUT(X, TensorScalar)                                                                         \
+  TCEMU_COMPUTE_IN0(X, TensorScalar)                                                                         \
+  X(TensorScalar, imm0, 4, 0, 32, "scalar0 immediate (fp32 bits)")                                           \
+  X(TensorScalar, imm1, 4, 32, 32, "scalar1 immediate (fp32 bits)")                                          \
+  X(TensorScalar, col0, 5, 0, 32, "scalar0 column operand (one value per partition)")                        \
+  X(TensorScalar, col1, 5, 32, 32, "scalar1 column operand")                                                 \
+  TCEMU_COMPUTE_SHAPE(X, TensorReduce)                                                                       \
+  X(TensorReduce, op, 1, 40, 4, "ALU operation: add, max or min")                                            \
+  X(TensorReduce, axes, 1, 44, 2, "free dims reduced: 1 dim 0, 2 dim 1, 3 both")                             \
+  TCEMU_COMPUTE_OUT(X, TensorReduce)                                                                         \
+  TCEMU_COMPUTE_IN0(X, TensorReduce)                                                                         \
+  TCEMU_COMPUTE_SHAPE(X, TensorCopy)                                                                         \
+  TCEMU_COMPUTE_OUT(X, TensorCopy)                                                                           \
+  TCEMU_COMPUTE_IN0(X, TensorCopy)                                                                           \
+  TCEMU_COMPUTE_SHAPE(X, Memset)                                                                             \
+  TCEMU_COMPUTE_OUT(X, Memset)                                                                               \
+  X(Memset, value, 3, 0, 32, "value: f32 or i32 bits as the out dtype; bf16: fp32 bits rounded RNE")        \
+  TCEMU_COMPUTE_SHAPE(X, Iota)                                                                               \
+  TCEMU_COMPUTE_OUT(X, Iota)                                                                                 \
+  X(Iota, base, 3, 0, 32, "base (signed 32-bit)")                                                            \
+  X(Iota, pstep, 3, 32, 32, "step per partition (signed 32-bit)")                                            \
+  X(Iota, fstep, 4, 0, 32, "step per free index i1 * n0 + i0 (signed 32-bit)")                             \
+  TCEMU_COMPUTE_SHAPE(X, Select)                                                                             \
+  TCEMU_COMPUTE_OUT(X, Select)                                                                               \
+  TCEMU_COMPUTE_IN0(X, Select)                                                                               \
+  X(Select, in1, 4, 0, 64, "input tensor operand 1 (operand word)")                                          \
+  X(Select, in2, 5, 0, 64, "input tensor operand 2 (operand word)")                                          \
+  TCEMU_COMPUTE_SHAPE(X, Transpose)                                                                          \
+  TCEMU_COMPUTE_OUT(X, Transpose)                                                                            \
+  TCEMU_COMPUTE_IN0(X, Transpose)                                                                            \
+  TCEMU_COMPUTE_SHAPE(X, Activation)                                                                         \
+  X(Activation, func, 1, 40, 5, "activation function f")                                                     \
+  X(Activation, scale_col_en, 1, 45, 1, "scale: 0 the immediate scale_imm, 1 the column scale_col")          \
+  X(Activation, bias_en, 1, 46, 1, "1: add the per-partition bias column bias_col")                          \
+  X(Activation, acc_en, 1, 47, 1, "1: write the per-partition sum of the outputs to acc_col")                \
+  TCEMU_COMPUTE_OUT(X, Activation)                                                                           \
+  TCEMU_COMPUTE_IN0(X, Activation)                                                                           \
+  X(Activation, scale_imm, 4, 0, 32, "scale immediate (fp32 bits)")                                          \
+  X(Activation, scale_col, 4, 32, 32, "scale column operand")                                                \
+  X(Activation, bias_col, 5, 0, 32, "bias column operand")                                                   \
+  X(Activation, acc_col, 5, 32, 32, "accumulate-reduce output column operand")
+
 // Engine classes an opcode may run on.
-enum class EngineClass : uint8_t { kAny, kTensor, kDma };
+enum class EngineClass : uint8_t { kAny, kTensor, kDma, kVector, kScalar };
 
 // X(Name, code, engine class, mnemonic, summary)
 #define TCEMU_OPCODES(X)                                                                       \
@@ -50,7 +213,8 @@ enum class EngineClass : uint8_t { kAny, kTensor, kDma };
   X(DmaCopy, 0x10, EngineClass::kDma, "dma_copy",                                             \
     "copy bytes between HBM, SBUF and PSUM with a 3-D access pattern on both sides")          \
   X(Matmul, 0x20, EngineClass::kTensor, "matmul",                                             \
-    "PSUM[out] = (or +=) W^T X: stationary W [k x m], moving X [k x n], bf16 in SBUF, fp32 out")
+    "PSUM[out] = (or +=) W^T X: stationary W [k x m], moving X [k x n], bf16 in SBUF, fp32 out")   \
+  TCEMU_COMPUTE_OPCODES(X)
 
 enum class Opcode : uint8_t {
   Invalid = 0,
@@ -73,6 +237,13 @@ struct Instr {
   // matmul
   uint64_t k = 0, m = 0, n = 0, accumulate = 0;
   uint64_t st_part = 0, mv_part = 0, out_part = 0, st_off = 0, mv_off = 0, out_off = 0;
+  // VectorE / ScalarE (TCEMU_COMPUTE_FIELDS): shape, tensor operand words, column operands, ops, immediates
+  uint64_t np = 0, n0 = 0, n1 = 0;
+  uint64_t out = 0, in0 = 0, in1 = 0, in2 = 0;
+  uint64_t op = 0, op0 = 0, op1 = 0, rev0 = 0, rev1 = 0, axes = 0;
+  uint64_t col0_en = 0, col1_en = 0, imm0 = 0, imm1 = 0, col0 = 0, col1 = 0;
+  uint64_t value = 0, base = 0, pstep = 0, fstep = 0;
+  uint64_t func = 0, scale_col_en = 0, bias_en = 0, acc_en = 0, scale_imm = 0, scale_col = 0, bias_col = 0, acc_col = 0;
 };
 
 // X(owner opcode or Invalid for "all opcodes", field, word, lsb, width, description)
@@ -102,7 +273,8 @@ struct Instr {
   X(Matmul, out_part, 2, 32, 16, "first PSUM partition of the output")                         \
   X(Matmul, st_off, 3, 0, 32, "byte offset of W in its partitions (bf16, 2-aligned)")          \
   X(Matmul, mv_off, 3, 32, 32, "byte offset of X in its partitions (bf16, 2-aligned)")         \
-  X(Matmul, out_off, 4, 0, 32, "byte offset of the output in its PSUM partitions (fp32, 4-aligned)")
+  X(Matmul, out_off, 4, 0, 32, "byte offset of the output in its PSUM partitions (fp32, 4-aligned)") \
+  TCEMU_COMPUTE_FIELDS(X)
 
 struct FieldInfo {
   Opcode owner;  // Invalid: common to all opcodes

@@ -42,7 +42,7 @@ inline constexpr uint32_t kBarBytes = 0x1000;
   X(DOORBELL, 0x074, WO, "write the new tail: entries [head, tail) are submitted")                  \
   X(COMPLETED_SEQ, 0x078, RO, "sequence number of the last job that completed")                    \
   X(FAULT_CODE, 0x080, RO, "fault code (see FaultCode), 0 when none")                               \
-  X(FAULT_ENGINE, 0x084, RO, "engine that faulted (0 tensor, 16+q DMA queue q)")                    \
+  X(FAULT_ENGINE, 0x084, RO, "engine that faulted (0 tensor, 1 vector, 2 scalar, 16+q DMA queue q)") \
   X(FAULT_PC, 0x088, RO, "index of the faulting instruction in its engine's stream")               \
   X(FAULT_ADDR_LO, 0x08C, RO, "faulting device address, low word")                                 \
   X(FAULT_ADDR_HI, 0x090, RO, "faulting device address, high word")                                \
@@ -122,7 +122,9 @@ inline constexpr uint32_t kIrqFault = 1u << 1;
   X(BadSpace, 7, "address space not allowed for this operand")                         \
   X(BadJob, 8, "malformed job descriptor")                                              \
   X(BadRing, 9, "command ring misconfigured")                                           \
-  X(Watchdog, 10, "deadlock: every unfinished engine blocked on a semaphore for WATCHDOG_CYCLES")
+  X(Watchdog, 10, "deadlock: every unfinished engine blocked on a semaphore for WATCHDOG_CYCLES") \
+  X(BadDtype, 11, "element type not allowed for this operand (unknown code, or not f32 in PSUM)") \
+  X(BadPartition, 12, "partition range outside the memory, empty, or not aligned to the quadrant")
 
 enum class FaultCode : uint32_t {
 #define TCEMU_X(name, code, doc) name = code,
