@@ -98,9 +98,9 @@ uint32_t i32_of(double x) {
 uint16_t bf16_of_int(int64_t x) {
   if (x == 0) return 0;
   int e;
-  const double m = std::frexp(double(x), &e);                 // |m| in [0.5, 1)
+  const double m = std::frexp(double(x), &e);                            // |m| in [0.5, 1)
   const double r = std::ldexp(std::nearbyint(std::ldexp(m, 8)), e - 8);  // exact, <= 2^63
-  return num::f32_to_bf16(float(r));                            // exact: r has <= 8 significant bits
+  return num::f32_to_bf16(float(r));                                     // exact: r has <= 8 significant bits
 }
 
 }  // namespace
@@ -134,8 +134,10 @@ uint32_t encode_int(int64_t x, DType d) {
   switch (d) {
     case DType::kF32: return bits_of(float(x));  // one rounding (RNE) from the exact integer
     case DType::kBf16: return bf16_of_int(x);
-    case DType::kI32:
-      return uint32_t(int32_t(std::clamp<int64_t>(x, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max())));
+    case DType::kI32: {
+      constexpr int64_t lo = std::numeric_limits<int32_t>::min(), hi = std::numeric_limits<int32_t>::max();
+      return uint32_t(int32_t(std::clamp<int64_t>(x, lo, hi)));
+    }
   }
   return 0;
 }

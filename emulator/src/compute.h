@@ -78,10 +78,10 @@ uint32_t encode_int(int64_t x, isa::DType d);
 uint32_t convert(const View& src, uint64_t p, uint64_t i1, uint64_t i0, isa::DType d);
 void put(const View& v, uint64_t p, uint64_t i1, uint64_t i0, uint32_t bits);
 
-bool alu_op_valid(uint64_t op);   // a defined ALU op code
-float alu(isa::AluOp op, float a, float b);   // finished fp32 result
+bool alu_op_valid(uint64_t op);              // a defined ALU op code
+float alu(isa::AluOp op, float a, float b);  // finished fp32 result
 bool act_func_valid(uint64_t f);
-float activate(isa::ActFunc f, float x);      // finished fp32 result
+float activate(isa::ActFunc f, float x);  // finished fp32 result
 
 inline float f32(uint64_t bits) {
   float f;

@@ -60,19 +60,16 @@ bool Tc1::vector_exec(uint32_t pc, const Instr& in, uint64_t token, InstrStats& 
       if (in.col1_en) col1 = column(in.col1);
       break;
     case Opcode::TensorReduce: {
-      const bool op_ok = in.op == uint64_t(AluOp::kAdd) || in.op == uint64_t(AluOp::kMax) || in.op == uint64_t(AluOp::kMin);
+      const bool op_ok =
+          in.op == uint64_t(AluOp::kAdd) || in.op == uint64_t(AluOp::kMax) || in.op == uint64_t(AluOp::kMin);
       ck.require(op_ok && in.axes != 0, FaultCode::BadOperand);
       out_shape = {shape.np, (in.axes & 1) ? 1 : shape.n0, (in.axes & 2) ? 1 : shape.n1};
       out = tensor(in.out, out_shape), a = tensor(in.in0, shape);
       break;
     }
-    case Opcode::TensorCopy:
-      out = tensor(in.out, shape), a = tensor(in.in0, shape);
-      break;
+    case Opcode::TensorCopy: out = tensor(in.out, shape), a = tensor(in.in0, shape); break;
     case Opcode::Memset:
-    case Opcode::Iota:
-      out = tensor(in.out, shape);
-      break;
+    case Opcode::Iota: out = tensor(in.out, shape); break;
     case Opcode::Select:
       out = tensor(in.out, shape), a = tensor(in.in0, shape), b = tensor(in.in1, shape);
       c = tensor(in.in2, shape);
@@ -105,11 +102,13 @@ bool Tc1::vector_exec(uint32_t pc, const Instr& in, uint64_t token, InstrStats& 
   switch (in.opcode) {
     case Opcode::TensorTensor:
       for_each(shape, [&](uint64_t p, uint64_t i1, uint64_t i0) {
-        res.push_back(compute::encode(compute::alu(AluOp(in.op), compute::load(a, p, i1, i0), compute::load(b, p, i1, i0)), od));
+        res.push_back(
+            compute::encode(compute::alu(AluOp(in.op), compute::load(a, p, i1, i0), compute::load(b, p, i1, i0)), od));
       });
       break;
     case Opcode::TensorScalar: {
-      std::vector<float> s0(shape.np, compute::finish(compute::f32(in.imm0))), s1(shape.np, compute::finish(compute::f32(in.imm1)));
+      std::vector<float> s0(shape.np, compute::finish(compute::f32(in.imm0))),
+          s1(shape.np, compute::finish(compute::f32(in.imm1)));
       for (uint64_t p = 0; p < shape.np; ++p) {
         if (in.col0_en) s0[p] = compute::load(col0, p, 0, 0);
         if (in.col1_en) s1[p] = compute::load(col1, p, 0, 0);
@@ -169,8 +168,7 @@ bool Tc1::vector_exec(uint32_t pc, const Instr& in, uint64_t token, InstrStats& 
       });
       break;
     }
-    default:
-      break;
+    default: break;
   }
   size_t k = 0;
   for_each(out_shape, [&](uint64_t p, uint64_t i1, uint64_t i0) { compute::put(out, p, i1, i0, res[k++]); });

@@ -8,9 +8,9 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <random>
 #include <string>
 #include <utility>
-#include <random>
 #include <vector>
 
 #include "inproc_transport.h"
@@ -105,8 +105,8 @@ inline double ref_alu(AluOp op, double a, double b) {
 // Random fp32 inputs in [-lo, hi] with, one in `special_every`, a special value (zeros, infinities,
 // NaN, subnormals, large values).
 inline float random_value(std::mt19937& rng, float lo = -4, float hi = 4, int special_every = 12) {
-  static const float specials[] = {0.0f,    -0.0f,  INFINITY, -INFINITY, NAN, float_of(0xFFC12345u), 1e-40f,
-                                   -3e-39f, 1e30f, -2.5e30f, 3.0f,      1.0f};
+  static const float specials[] = {0.0f,   -0.0f,   INFINITY, -INFINITY, NAN,  float_of(0xFFC12345u),
+                                   1e-40f, -3e-39f, 1e30f,    -2.5e30f,  3.0f, 1.0f};
   if (special_every && rng() % special_every == 0) return specials[rng() % std::size(specials)];
   return std::uniform_real_distribution<float>(lo, hi)(rng);
 }
@@ -150,8 +150,7 @@ inline Instr compute(Opcode op, Shape s, const TensorOperand& out, const TensorO
 
 class Rig {
  public:
-  explicit Rig(const DeviceConfig& cfg, uint32_t seed = 1)
-      : cfg(cfg), transport(cfg), driver(transport), rng(seed) {
+  explicit Rig(const DeviceConfig& cfg, uint32_t seed = 1) : cfg(cfg), transport(cfg), driver(transport), rng(seed) {
     sbuf_pitch = cfg.sbuf_partition_bytes, psum_pitch = cfg.psum_partition_bytes();
     sbuf.resize(cfg.sbuf_bytes());
     psum.resize(cfg.psum_bytes());
@@ -165,14 +164,15 @@ class Rig {
   drv::Driver driver;
   std::mt19937 rng;
   uint64_t sbuf_pitch = 0, psum_pitch = 0;
-  std::vector<uint8_t> sbuf;  // loaded into SBUF before run(); SBUF as it was after run()
-  std::vector<uint8_t> psum;  // PSUM as it was after run()
+  std::vector<uint8_t> sbuf;    // loaded into SBUF before run(); SBUF as it was after run()
+  std::vector<uint8_t> psum;    // PSUM as it was after run()
   std::vector<uint8_t> before;  // the SBUF image run() loaded
   uint64_t window = 0, window_bytes = 0;
 
   uint8_t* at(const TensorOperand& t, uint32_t p, uint32_t i1, uint32_t i0, std::vector<uint8_t>& mem) {
     const uint64_t pitch = t.space == Space::kPsum ? psum_pitch : sbuf_pitch;
-    return &mem[(t.part + p) * pitch + t.off + (uint64_t(i1) * t.s1 + uint64_t(i0) * t.s0) * isa::dtype_bytes(uint64_t(t.dtype))];
+    return &mem[(t.part + p) * pitch + t.off +
+                (uint64_t(i1) * t.s1 + uint64_t(i0) * t.s0) * isa::dtype_bytes(uint64_t(t.dtype))];
   }
   // Element bits in the current images (PSUM operands read the PSUM image).
   uint32_t get(const TensorOperand& t, uint32_t p, uint32_t i1 = 0, uint32_t i0 = 0) {
@@ -217,7 +217,8 @@ class Rig {
       in.wait_en = i == 0, in.wait_sem = kLoaded, in.wait_value = 1;
       in.signal_en = 1, in.signal_sem = kDone, in.signal_value = 1, in.signal_set = 0;
     }
-    auto copy = [&](uint64_t src, uint64_t dst, uint64_t bytes, uint64_t count, uint64_t src_stride, uint64_t dst_stride) {
+    auto copy = [&](uint64_t src, uint64_t dst, uint64_t bytes, uint64_t count, uint64_t src_stride,
+                    uint64_t dst_stride) {
       Instr c;
       c.opcode = Opcode::DmaCopy;
       c.src = src, c.dst = dst, c.bytes = bytes, c.d1_count = count, c.d2_count = 1;
@@ -238,15 +239,18 @@ class Rig {
     auto stream = [&](int e, const std::vector<Instr>& v) {
       std::vector<uint8_t> bytes(v.size() * isa::kInstrBytes);
       for (size_t i = 0; i < v.size(); ++i)
-        isa::encode_to(v[i], std::span<uint8_t, isa::kInstrBytes>(bytes.data() + i * isa::kInstrBytes, isa::kInstrBytes));
+        isa::encode_to(v[i],
+                       std::span<uint8_t, isa::kInstrBytes>(bytes.data() + i * isa::kInstrBytes, isa::kInstrBytes));
       const uint64_t at = driver.alloc(bytes.size(), 64);
       driver.write(at, bytes);
       code.push_back(at);
       return drv::StreamRef{e, at, uint32_t(v.size())};
     };
     drv::Job job{window, window_bytes, {}};
-    if (load_sbuf) job.streams = {stream(isa::kEngineDma0, {load, store, psum_in, psum_store, restore}), stream(engine, instrs)};
-    else job.streams = {stream(isa::kEngineDma0, {store, psum_in, psum_store, restore})};
+    if (load_sbuf)
+      job.streams = {stream(isa::kEngineDma0, {load, store, psum_in, psum_store, restore}), stream(engine, instrs)};
+    else
+      job.streams = {stream(isa::kEngineDma0, {store, psum_in, psum_store, restore})};
     const uint32_t capacity = uint32_t(instrs.size()) + 4;
     job.trace_addr = driver.alloc(uint64_t(capacity) * kTraceRecordBytes, 64);
     job.trace_capacity = capacity;
@@ -307,8 +311,8 @@ void expect_bits(Rig& rig, const TensorOperand& out, Shape s, F&& ref, const std
       for (uint32_t i0 = 0; i0 < s.n0; ++i0) {
         const uint32_t want = ref(p, i1, i0), got = rig.get(out, p, i1, i0);
         if (want != got && ++bad <= 5)
-          ADD_FAILURE() << what << ": element (p " << p << ", i1 " << i1 << ", i0 " << i0 << "): expected 0x" << std::hex
-                        << want << ", got 0x" << got << std::dec;
+          ADD_FAILURE() << what << ": element (p " << p << ", i1 " << i1 << ", i0 " << i0 << "): expected 0x"
+                        << std::hex << want << ", got 0x" << got << std::dec;
       }
   EXPECT_EQ(bad, 0) << what;
 }

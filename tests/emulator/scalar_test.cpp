@@ -44,13 +44,14 @@ double ref_f(ActFunc f, double u) {
 
 // The documented tolerance (docs/numerics.md): |out - ref| <= ulps * 2^-23 * |ref| + max(abs, 2^-126)
 // (2^-126: results below it flush to zero); ulps = 0: bit-exact. NaN must be the canonical NaN, and
-// a result beyond the fp32 range the infinity. The gelus' absolute term covers their far negative tail, where the fp32 rounding of
-// the argument is amplified (e.g. gelu_tanh(-8) ~ -1e-20 is only good to ~60 ulp).
+// a result beyond the fp32 range the infinity. The gelus' absolute term covers their far negative tail, where the fp32
+// rounding of the argument is amplified (e.g. gelu_tanh(-8) ~ -1e-20 is only good to ~60 ulp).
 struct Tolerance {
   ActFunc f;
   double ulps, abs;
   float lo, hi;  // input range before scale and bias
 };
+// clang-format off
 const Tolerance kTolerances[] = {
     {ActFunc::kIdentity, 0, 0, -8, 8},       {ActFunc::kRelu, 0, 0, -8, 8},        {ActFunc::kGeluTanh, 8, 0x1p-24, -8, 8},
     {ActFunc::kGeluErf, 8, 0x1p-24, -8, 8},  {ActFunc::kSigmoid, 4, 0, -20, 20},   {ActFunc::kTanh, 4, 0, -6, 6},
@@ -58,12 +59,14 @@ const Tolerance kTolerances[] = {
     {ActFunc::kRsqrt, 2, 0, 0, 1000},        {ActFunc::kReciprocal, 0, 0, -50, 50}, {ActFunc::kSquare, 0, 0, -1e4, 1e4},
     {ActFunc::kLog, 4, 0, 0, 100},
 };
+// clang-format on
 
 // Checks one output element; returns its error as a fraction of the tolerance (0 if exact).
 double check_element(const Tolerance& t, double ref, uint32_t got_bits, DType od, const std::string& where) {
   if (t.ulps == 0 || std::isnan(ref) || std::isinf(float(ref))) {  // exact, NaN, beyond the fp32 range
     const uint32_t want = ref_out(ref, od);
-    EXPECT_EQ(got_bits, want) << where << ": ref " << ref << std::hex << " expected 0x" << want << " got 0x" << got_bits;
+    EXPECT_EQ(got_bits, want) << where << ": ref " << ref << std::hex << " expected 0x" << want << " got 0x"
+                              << got_bits;
     return 0;
   }
   const double got = in_value(got_bits, od), err = std::fabs(got - ref);
@@ -96,12 +99,15 @@ TEST(ScalarActivation, EveryFunctionAgainstFp64WithPerPartitionScaleAndBias) {
       for (uint32_t i1 = 0; i1 < s.n1; ++i1)
         for (uint32_t i0 = 0; i0 < s.n0; ++i0) {
           const double x = in_value(rig.get_before(in, p, i1, i0), DType::kF32);
-          const double sc = in_value(rig.get_before(scale, p), scale.dtype), b = in_value(rig.get_before(bias, p), bias.dtype);
+          const double sc = in_value(rig.get_before(scale, p), scale.dtype),
+                       b = in_value(rig.get_before(bias, p), bias.dtype);
           const double u = ref_f32(ref_f32(x * sc) + b);  // two fp32 roundings: no fused multiply-add
-          worst = std::max(worst, check_element(t, ref_f(t.f, u), rig.get(out, p, i1, i0), DType::kF32,
-                                                std::string(isa::act_func_name(uint64_t(t.f))) + " u=" + std::to_string(u)));
+          worst = std::max(worst,
+                           check_element(t, ref_f(t.f, u), rig.get(out, p, i1, i0), DType::kF32,
+                                         std::string(isa::act_func_name(uint64_t(t.f))) + " u=" + std::to_string(u)));
         }
-    std::printf("%-10s worst error %.3f of the tolerance (%g ulp + %g)\n", isa::act_func_name(uint64_t(t.f)), worst, t.ulps, t.abs);
+    std::printf("%-10s worst error %.3f of the tolerance (%g ulp + %g)\n", isa::act_func_name(uint64_t(t.f)), worst,
+                t.ulps, t.abs);
   }
 }
 
@@ -109,7 +115,8 @@ TEST(ScalarActivation, EveryFunctionAgainstFp64WithPerPartitionScaleAndBias) {
 TEST(ScalarActivation, ImmediateScaleWithoutBiasIntoPsumAndBf16) {
   Rig rig(find_config("tc1-8"), 4);
   const Shape s{6, 30, 3};
-  const TensorOperand in = sb(DType::kBf16, 2, 100, 3, 100), to_psum = ps(1, 4096, 1, 30), to_bf16 = sb(DType::kBf16, 0, 8192, 1, 30);
+  const TensorOperand in = sb(DType::kBf16, 2, 100, 3, 100), to_psum = ps(1, 4096, 1, 30),
+                      to_bf16 = sb(DType::kBf16, 0, 8192, 1, 30);
   rig.fill(in, s, -6, 6, 10);
   Instr e = compute(Opcode::Activation, s, to_psum, &in);
   e.func = uint64_t(ActFunc::kExp), e.scale_imm = bits_of(-0.75f);
@@ -120,10 +127,11 @@ TEST(ScalarActivation, ImmediateScaleWithoutBiasIntoPsumAndBf16) {
     for (uint32_t i1 = 0; i1 < s.n1; ++i1)
       for (uint32_t i0 = 0; i0 < s.n0; ++i0) {
         const double x = in_value(rig.get_before(in, p, i1, i0), DType::kBf16);
-        check_element({ActFunc::kExp, 4, 0, 0, 0}, ref_f(ActFunc::kExp, ref_f32(x * -0.75)), rig.get(to_psum, p, i1, i0), DType::kF32, "exp");
+        check_element({ActFunc::kExp, 4, 0, 0, 0}, ref_f(ActFunc::kExp, ref_f32(x * -0.75)),
+                      rig.get(to_psum, p, i1, i0), DType::kF32, "exp");
         // bf16 output: the fp32 result within 4 ulp, then rounded to 8 bits: 2^-8 relative.
-        check_element({ActFunc::kSigmoid, 4 + 0x1p15, 0, 0, 0}, ref_f(ActFunc::kSigmoid, ref_f32(x * 1.5)), rig.get(to_bf16, p, i1, i0),
-                      DType::kBf16, "sigmoid bf16");
+        check_element({ActFunc::kSigmoid, 4 + 0x1p15, 0, 0, 0}, ref_f(ActFunc::kSigmoid, ref_f32(x * 1.5)),
+                      rig.get(to_bf16, p, i1, i0), DType::kBf16, "sigmoid bf16");
       }
 }
 
@@ -154,7 +162,8 @@ TEST(ScalarActivation, AccumulateReduceSumsEachPartitionsOutputs) {
       }
     EXPECT_EQ(rig.get(acc_id, p), bits_of(float(sum))) << "identity, partition " << p;
     const double got = in_value(rig.get(acc_exp, p), DType::kF32);
-    EXPECT_LE(std::fabs(got - exp_sum), (s.n0 * s.n1 + 4) * 0x1p-23 * exp_sum) << "exp, partition " << p << " got " << got << " want " << exp_sum;
+    EXPECT_LE(std::fabs(got - exp_sum), (s.n0 * s.n1 + 4) * 0x1p-23 * exp_sum)
+        << "exp, partition " << p << " got " << got << " want " << exp_sum;
   }
 }
 
@@ -170,7 +179,8 @@ TEST(ScalarFaults, BadOperandsFaultPreciselyAndTheDeviceRecovers) {
   rig.run_fault(kAct, {a}, regs::FaultCode::BadDtype, 0);
   a = compute(Opcode::Activation, s, out, &in);
   a.acc_en = 1, a.acc_col = col(sb(DType::kF32, 14, 0));  // partitions 14..17 of 16
-  EXPECT_EQ(rig.run_fault(kAct, {a}, regs::FaultCode::BadPartition, 0).addr(), isa::make_addr(Space::kSbuf, 14 * rig.sbuf_pitch));
+  EXPECT_EQ(rig.run_fault(kAct, {a}, regs::FaultCode::BadPartition, 0).addr(),
+            isa::make_addr(Space::kSbuf, 14 * rig.sbuf_pitch));
   a = compute(Opcode::Activation, s, out, &in);
   a.bias_en = 1, a.bias_col = col(sb(DType::kF32, 0, uint32_t(rig.sbuf_pitch)));  // one past the partition
   rig.run_fault(kAct, {a}, regs::FaultCode::SbufOutOfRange, 0);
@@ -183,10 +193,13 @@ TEST(ScalarFaults, BadOperandsFaultPreciselyAndTheDeviceRecovers) {
   a = compute(Opcode::Activation, s, out, &in);
   a.func = uint64_t(ActFunc::kSquare), a.scale_imm = bits_of(2.0f);
   rig.run(kAct, {a});
-  expect_bits(rig, out, s, [&](uint32_t p, uint32_t, uint32_t i0) {
-    const double u = ref_f32(in_value(rig.get_before(in, p, 0, i0), DType::kF32) * 2);
-    return ref_out(u * u, DType::kF32);
-  }, "square after the faults");
+  expect_bits(
+      rig, out, s,
+      [&](uint32_t p, uint32_t, uint32_t i0) {
+        const double u = ref_f32(in_value(rig.get_before(in, p, 0, i0), DType::kF32) * 2);
+        return ref_out(u * u, DType::kF32);
+      },
+      "square after the faults");
 }
 
 // start + max(min, N) cycles: 60 + max(64, N) on the tc1 configs.
@@ -195,7 +208,8 @@ TEST(ScalarTiming, CyclesFollowTheDocumentedFormula) {
   ASSERT_EQ(rig.cfg.scalar_start_cycles, 60u);
   ASSERT_EQ(rig.cfg.scalar_min_cycles, 64u);
   const TensorOperand in = sb(DType::kF32, 0, 0, 1, 100), out = sb(DType::kBf16, 0, 8192, 1, 100);
-  Instr big = compute(Opcode::Activation, {8, 100, 3}, out, &in), small = compute(Opcode::Activation, {8, 20, 1}, out, &in);
+  Instr big = compute(Opcode::Activation, {8, 100, 3}, out, &in),
+        small = compute(Opcode::Activation, {8, 20, 1}, out, &in);
   big.func = uint64_t(ActFunc::kGeluTanh), big.acc_en = 1, big.acc_col = col(sb(DType::kF32, 0, 4000));
   small.func = uint64_t(ActFunc::kExp);
   const auto r = rig.run(kAct, {big, small});

@@ -21,9 +21,10 @@ TEST(VectorTensorTensor, EveryOpMatchesTheFp64ReferenceBitForBit) {
   rig.fill(a, s), rig.fill(b, s);
   // Pairs for the edges of the policy: results below 2^-126 flush to signed zero, signed zeros in max/min
   // and compares, inf - inf and 0 / 0 give the canonical NaN, NaN compares false.
-  const std::pair<float, float> edges[] = {{1e-20f, 1e-20f}, {1e-20f, -3e-19f}, {1.5e-38f, -1.4e-38f}, {-1.5e-38f, 1.4e-38f},
-                                           {INFINITY, INFINITY}, {0.0f, -0.0f}, {-0.0f, 0.0f}, {-0.0f, -0.0f},
-                                           {NAN, 1.0f}, {1.0f, NAN}, {3.0f, 3.0f}, {1e30f, 1e-30f}, {-0.0f, 5.0f}};
+  const std::pair<float, float> edges[] = {
+      {1e-20f, 1e-20f}, {1e-20f, -3e-19f}, {1.5e-38f, -1.4e-38f}, {-1.5e-38f, 1.4e-38f}, {INFINITY, INFINITY},
+      {0.0f, -0.0f},    {-0.0f, 0.0f},     {-0.0f, -0.0f},        {NAN, 1.0f},           {1.0f, NAN},
+      {3.0f, 3.0f},     {1e30f, 1e-30f},   {-0.0f, 5.0f}};
   for (uint32_t k = 0; k < std::size(edges); ++k) {
     rig.set(a, k % s.np, k / s.np, k % s.n0, bits_of(edges[k].first));
     rig.set(b, k % s.np, k / s.np, k % s.n0, bits_of(edges[k].second) >> 16);
@@ -42,10 +43,14 @@ TEST(VectorTensorTensor, EveryOpMatchesTheFp64ReferenceBitForBit) {
   for (int k = 0; k < 22; ++k) {
     const int op = 1 + k % 11;
     const TensorOperand& o = outs[k];
-    expect_bits(rig, o, s, [&](uint32_t p, uint32_t i1, uint32_t i0) {
-      const double x = in_value(rig.get_before(a, p, i1, i0), a.dtype), y = in_value(rig.get_before(b, p, i1, i0), b.dtype);
-      return ref_out(ref_alu(AluOp(op), x, y), o.dtype);
-    }, std::string(isa::alu_op_name(op)) + " -> " + isa::dtype_name(uint64_t(o.dtype)));
+    expect_bits(
+        rig, o, s,
+        [&](uint32_t p, uint32_t i1, uint32_t i0) {
+          const double x = in_value(rig.get_before(a, p, i1, i0), a.dtype),
+                       y = in_value(rig.get_before(b, p, i1, i0), b.dtype);
+          return ref_out(ref_alu(AluOp(op), x, y), o.dtype);
+        },
+        std::string(isa::alu_op_name(op)) + " -> " + isa::dtype_name(uint64_t(o.dtype)));
     written.push_back({o, s});
   }
   expect_only_written(rig, written);
@@ -62,17 +67,24 @@ TEST(VectorTensorTensor, PsumAndI32Operands) {
   Instr sub = compute(Opcode::TensorTensor, s, pout, &pin, &ia);
   sub.op = uint64_t(AluOp::kSub);
   rig.run(kVec, {copy, sub});
-  expect_bits(rig, pin, s, [&](uint32_t p, uint32_t i1, uint32_t i0) { return rig.get_before(src, p, i1, i0); }, "copy to psum");
-  expect_bits(rig, pout, s, [&](uint32_t p, uint32_t i1, uint32_t i0) {
-    const double x = in_value(rig.get_before(src, p, i1, i0), DType::kF32), y = in_value(rig.get_before(ia, p, i1, i0), DType::kI32);
-    return ref_out(x - y, DType::kF32);
-  }, "psum - i32");
+  expect_bits(
+      rig, pin, s, [&](uint32_t p, uint32_t i1, uint32_t i0) { return rig.get_before(src, p, i1, i0); },
+      "copy to psum");
+  expect_bits(
+      rig, pout, s,
+      [&](uint32_t p, uint32_t i1, uint32_t i0) {
+        const double x = in_value(rig.get_before(src, p, i1, i0), DType::kF32),
+                     y = in_value(rig.get_before(ia, p, i1, i0), DType::kI32);
+        return ref_out(x - y, DType::kF32);
+      },
+      "psum - i32");
 }
 
 TEST(VectorTensorScalar, ChainedOpsWithImmediateAndPerPartitionScalars) {
   Rig rig(find_config("tc1-16"), 7);
   const Shape s{13, 24, 2};
-  const TensorOperand x = sb(DType::kBf16, 3, 0, 2, 64), c0 = sb(DType::kF32, 1, 20000), c1 = sb(DType::kBf16, 2, 24000);
+  const TensorOperand x = sb(DType::kBf16, 3, 0, 2, 64), c0 = sb(DType::kF32, 1, 20000),
+                      c1 = sb(DType::kBf16, 2, 24000);
   rig.fill(x, s), rig.fill(c0, {s.np, 1, 1}, -3, 3, 0), rig.fill(c1, {s.np, 1, 1}, -3, 3, 0);
   struct Case {
     int op0, op1;
@@ -88,8 +100,8 @@ TEST(VectorTensorScalar, ChainedOpsWithImmediateAndPerPartitionScalars) {
   };
   std::mt19937 rng(3);
   while (cases.size() < 16)  // and random pairs of every op, flags and scalar sources
-    cases.push_back({int(rng() % 12), int(rng() % 12), bool(rng() % 2), bool(rng() % 2), bool(rng() % 2), bool(rng() % 2),
-                     random_value(rng, -3, 3, 6), random_value(rng, -3, 3, 6)});
+    cases.push_back({int(rng() % 12), int(rng() % 12), bool(rng() % 2), bool(rng() % 2), bool(rng() % 2),
+                     bool(rng() % 2), random_value(rng, -3, 3, 6), random_value(rng, -3, 3, 6)});
   std::vector<Instr> prog;
   std::vector<TensorOperand> outs;
   for (size_t k = 0; k < cases.size(); ++k) {
@@ -104,14 +116,17 @@ TEST(VectorTensorScalar, ChainedOpsWithImmediateAndPerPartitionScalars) {
   rig.run(kVec, prog);
   for (size_t k = 0; k < cases.size(); ++k) {
     const Case& c = cases[k];
-    expect_bits(rig, outs[k], s, [&](uint32_t p, uint32_t i1, uint32_t i0) {
-      const double v = in_value(rig.get_before(x, p, i1, i0), x.dtype);
-      const double s0 = c.col0 ? in_value(rig.get_before(c0, p), c0.dtype) : in_value(bits_of(c.imm0), DType::kF32);
-      const double s1 = c.col1 ? in_value(rig.get_before(c1, p), c1.dtype) : in_value(bits_of(c.imm1), DType::kF32);
-      const double y = ref_f32(c.rev0 ? ref_alu(AluOp(c.op0), s0, v) : ref_alu(AluOp(c.op0), v, s0));
-      const double z = c.rev1 ? ref_alu(AluOp(c.op1), s1, y) : ref_alu(AluOp(c.op1), y, s1);
-      return ref_out(z, outs[k].dtype);
-    }, "case " + std::to_string(k) + " " + isa::alu_op_name(c.op0) + "/" + isa::alu_op_name(c.op1));
+    expect_bits(
+        rig, outs[k], s,
+        [&](uint32_t p, uint32_t i1, uint32_t i0) {
+          const double v = in_value(rig.get_before(x, p, i1, i0), x.dtype);
+          const double s0 = c.col0 ? in_value(rig.get_before(c0, p), c0.dtype) : in_value(bits_of(c.imm0), DType::kF32);
+          const double s1 = c.col1 ? in_value(rig.get_before(c1, p), c1.dtype) : in_value(bits_of(c.imm1), DType::kF32);
+          const double y = ref_f32(c.rev0 ? ref_alu(AluOp(c.op0), s0, v) : ref_alu(AluOp(c.op0), v, s0));
+          const double z = c.rev1 ? ref_alu(AluOp(c.op1), s1, y) : ref_alu(AluOp(c.op1), y, s1);
+          return ref_out(z, outs[k].dtype);
+        },
+        "case " + std::to_string(k) + " " + isa::alu_op_name(c.op0) + "/" + isa::alu_op_name(c.op1));
   }
 }
 
@@ -129,7 +144,8 @@ TEST(VectorTensorReduce, AddMaxMinAlongEachFreeAxis) {
   std::vector<Out> outs;
   for (int op : {int(AluOp::kAdd), int(AluOp::kMax), int(AluOp::kMin)})
     for (int axes = 1; axes <= 3; ++axes) {
-      const TensorOperand o = sb(outs.size() % 2 ? DType::kBf16 : DType::kF32, 1, 8192 + 256 * uint32_t(outs.size()), 1, 1);
+      const TensorOperand o =
+          sb(outs.size() % 2 ? DType::kBf16 : DType::kF32, 1, 8192 + 256 * uint32_t(outs.size()), 1, 1);
       Instr in = compute(Opcode::TensorReduce, s, o, &x);
       in.op = uint64_t(op), in.axes = uint64_t(axes);
       prog.push_back(in), outs.push_back({o, op, axes});
@@ -137,17 +153,20 @@ TEST(VectorTensorReduce, AddMaxMinAlongEachFreeAxis) {
   rig.run(kVec, prog);
   for (const Out& o : outs) {
     const Shape os{s.np, (o.axes & 1) ? 1 : s.n0, (o.axes & 2) ? 1 : s.n1};
-    expect_bits(rig, o.t, os, [&](uint32_t p, uint32_t o1, uint32_t o0) {
-      double acc = 0;
-      bool first = true;
-      for (uint32_t i1 = (o.axes & 2) ? 0 : o1; i1 < ((o.axes & 2) ? s.n1 : o1 + 1); ++i1)
-        for (uint32_t i0 = (o.axes & 1) ? 0 : o0; i0 < ((o.axes & 1) ? s.n0 : o0 + 1); ++i0) {
-          const double v = in_value(rig.get_before(x, p, i1, i0), x.dtype);
-          acc = first ? ref_f32(v) : ref_f32(ref_alu(AluOp(o.op), acc, v));
-          first = false;
-        }
-      return ref_out(acc, o.t.dtype);
-    }, std::string(isa::alu_op_name(o.op)) + " axes " + std::to_string(o.axes));
+    expect_bits(
+        rig, o.t, os,
+        [&](uint32_t p, uint32_t o1, uint32_t o0) {
+          double acc = 0;
+          bool first = true;
+          for (uint32_t i1 = (o.axes & 2) ? 0 : o1; i1 < ((o.axes & 2) ? s.n1 : o1 + 1); ++i1)
+            for (uint32_t i0 = (o.axes & 1) ? 0 : o0; i0 < ((o.axes & 1) ? s.n0 : o0 + 1); ++i0) {
+              const double v = in_value(rig.get_before(x, p, i1, i0), x.dtype);
+              acc = first ? ref_f32(v) : ref_f32(ref_alu(AluOp(o.op), acc, v));
+              first = false;
+            }
+          return ref_out(acc, o.t.dtype);
+        },
+        std::string(isa::alu_op_name(o.op)) + " axes " + std::to_string(o.axes));
   }
 }
 
@@ -156,8 +175,8 @@ TEST(VectorTensorCopy, CastsBetweenEveryDtypePairRoundingOnce) {
   const Shape s{6, 16, 2};
   // Values that exercise rounding: bf16 ties (1 + 2^-8 -> 1, 1 + 3 * 2^-8 -> 1 + 2^-6), i32 ties (2.5 ->
   // 2, -3.5 -> -4), saturation, fp32 rounding of large i32, a NaN with payload, a subnormal.
-  const float fspecial[] = {1.00390625f, 1.01171875f, 2.5f, -3.5f, 3e9f, -3e9f, 16777217.0f, float_of(0x7FC12345u),
-                            1e-40f, -0.0f, 255.5f, 65535.996f};
+  const float fspecial[] = {1.00390625f, 1.01171875f,           2.5f,   -3.5f, 3e9f,   -3e9f,
+                            16777217.0f, float_of(0x7FC12345u), 1e-40f, -0.0f, 255.5f, 65535.996f};
   // 2^24 + 2^16 + 1 rounds to bf16 2^24 + 2^17 directly, but to 2^24 through fp32 (double rounding).
   const int32_t ispecial[] = {16777217, -16777219, 2147483647, -2147483647 - 1, 33554435, 257, -129, 16842753};
   std::vector<Instr> prog;
@@ -171,30 +190,39 @@ TEST(VectorTensorCopy, CastsBetweenEveryDtypePairRoundingOnce) {
       const TensorOperand in = sb(src, 1, 512 * k, 3, 50), out = sb(dst, 2, 8192 + 256 * k, 1, 16);
       rig.fill(in, s);
       for (uint32_t i = 0; i < 12; ++i)
-        rig.set(in, i % s.np, i % 2, i, src == DType::kI32 ? uint32_t(ispecial[i % std::size(ispecial)])
-                                       : src == DType::kBf16 ? bits_of(fspecial[i]) >> 16 : bits_of(fspecial[i]));
+        rig.set(in, i % s.np, i % 2, i,
+                src == DType::kI32    ? uint32_t(ispecial[i % std::size(ispecial)])
+                : src == DType::kBf16 ? bits_of(fspecial[i]) >> 16
+                                      : bits_of(fspecial[i]));
       prog.push_back(compute(Opcode::TensorCopy, s, out, &in));
       pairs.push_back({in, out});
     }
   rig.run(kVec, prog);
   for (const Pair& pr : pairs)
-    expect_bits(rig, pr.out, s, [&](uint32_t p, uint32_t i1, uint32_t i0) {
-      return ref_convert(rig.get_before(pr.in, p, i1, i0), pr.in.dtype, pr.out.dtype);
-    }, std::string(isa::dtype_name(uint64_t(pr.in.dtype))) + " -> " + isa::dtype_name(uint64_t(pr.out.dtype)));
+    expect_bits(
+        rig, pr.out, s,
+        [&](uint32_t p, uint32_t i1, uint32_t i0) {
+          return ref_convert(rig.get_before(pr.in, p, i1, i0), pr.in.dtype, pr.out.dtype);
+        },
+        std::string(isa::dtype_name(uint64_t(pr.in.dtype))) + " -> " + isa::dtype_name(uint64_t(pr.out.dtype)));
 }
 
 TEST(VectorMemset, WritesTheValueInEveryDtypeAndNothingBetweenStrides) {
   Rig rig(find_config("tc1-16"));
   const Shape s{7, 10, 4};
-  const TensorOperand f = sb(DType::kF32, 9, 100 * 4, 3, 100), b = sb(DType::kBf16, 0, 8000, 2, 31), i = sb(DType::kI32, 4, 12000, 1, 10);
+  const TensorOperand f = sb(DType::kF32, 9, 100 * 4, 3, 100), b = sb(DType::kBf16, 0, 8000, 2, 31),
+                      i = sb(DType::kI32, 4, 12000, 1, 10);
   Instr mf = compute(Opcode::Memset, s, f), mb = compute(Opcode::Memset, s, b), mi = compute(Opcode::Memset, s, i);
-  mf.value = 0x7F812345;              // f32 bits are written as given, NaN payload and all
-  mb.value = bits_of(1.00390625f);    // a bf16 tie: rounds to even, 1.0
+  mf.value = 0x7F812345;            // f32 bits are written as given, NaN payload and all
+  mb.value = bits_of(1.00390625f);  // a bf16 tie: rounds to even, 1.0
   mi.value = uint32_t(-123456789);
   rig.run(kVec, {mf, mb, mi});
-  expect_bits(rig, f, s, [](uint32_t, uint32_t, uint32_t) { return 0x7F812345u; }, "f32");
-  expect_bits(rig, b, s, [](uint32_t, uint32_t, uint32_t) { return 0x3F80u; }, "bf16");
-  expect_bits(rig, i, s, [](uint32_t, uint32_t, uint32_t) { return uint32_t(-123456789); }, "i32");
+  expect_bits(
+      rig, f, s, [](uint32_t, uint32_t, uint32_t) { return 0x7F812345u; }, "f32");
+  expect_bits(
+      rig, b, s, [](uint32_t, uint32_t, uint32_t) { return 0x3F80u; }, "bf16");
+  expect_bits(
+      rig, i, s, [](uint32_t, uint32_t, uint32_t) { return uint32_t(-123456789); }, "i32");
   expect_only_written(rig, {{f, s}, {b, s}, {i, s}});
 }
 
@@ -207,11 +235,11 @@ TEST(VectorIota, BasePlusPartitionAndFreeIndexSteps) {
   };
   const Case cases[] = {
       {sb(DType::kF32, 5, 0, 1, 9), -100, 1000, 3},
-      {sb(DType::kF32, 2, 1024, 2, 20), 16777200, 1, 1},           // crosses 2^24: f32 rounds to even
-      {sb(DType::kBf16, 0, 4096, 1, 9), 1000, -7, 1},              // bf16 keeps 8 significant bits
-      {sb(DType::kBf16, 0, 6144, 1, 9), 16842753, 65536, 1},       // rounded once, not through fp32
-      {sb(DType::kI32, 3, 8192, 1, 27), 2147483000, 100, 1000},    // saturates at INT32_MAX
-      {sb(DType::kI32, 1, 12288, 3, 0), -2147483647, -1, -1},      // s1 = 0: the last i1 wins; saturates low
+      {sb(DType::kF32, 2, 1024, 2, 20), 16777200, 1, 1},         // crosses 2^24: f32 rounds to even
+      {sb(DType::kBf16, 0, 4096, 1, 9), 1000, -7, 1},            // bf16 keeps 8 significant bits
+      {sb(DType::kBf16, 0, 6144, 1, 9), 16842753, 65536, 1},     // rounded once, not through fp32
+      {sb(DType::kI32, 3, 8192, 1, 27), 2147483000, 100, 1000},  // saturates at INT32_MAX
+      {sb(DType::kI32, 1, 12288, 3, 0), -2147483647, -1, -1},    // s1 = 0: the last i1 wins; saturates low
   };
   std::vector<Instr> prog;
   for (const Case& c : cases) {
@@ -222,17 +250,21 @@ TEST(VectorIota, BasePlusPartitionAndFreeIndexSteps) {
   rig.run(kVec, prog);
   for (const Case& c : cases) {
     const bool overlap = c.out.s1 == 0;
-    expect_bits(rig, c.out, {s.np, s.n0, overlap ? 1 : s.n1}, [&](uint32_t p, uint32_t i1, uint32_t i0) {
-      const int64_t f = int64_t(overlap ? s.n1 - 1 : i1) * s.n0 + i0;
-      return ref_bits(double(int64_t(c.base) + int64_t(p) * c.pstep + f * c.fstep), c.out.dtype);
-    }, "iota base " + std::to_string(c.base));
+    expect_bits(
+        rig, c.out, {s.np, s.n0, overlap ? 1 : s.n1},
+        [&](uint32_t p, uint32_t i1, uint32_t i0) {
+          const int64_t f = int64_t(overlap ? s.n1 - 1 : i1) * s.n0 + i0;
+          return ref_bits(double(int64_t(c.base) + int64_t(p) * c.pstep + f * c.fstep), c.out.dtype);
+        },
+        "iota base " + std::to_string(c.base));
   }
 }
 
 TEST(VectorSelect, PicksOnTrueOrOnFalsePerElement) {
   Rig rig(find_config("tc1-16"), 9);
   const Shape s{9, 12, 3};
-  const TensorOperand pred = sb(DType::kF32, 7, 0, 1, 12), a = sb(DType::kBf16, 1, 4096, 2, 30), b = sb(DType::kI32, 0, 8192, 1, 12);
+  const TensorOperand pred = sb(DType::kF32, 7, 0, 1, 12), a = sb(DType::kBf16, 1, 4096, 2, 30),
+                      b = sb(DType::kI32, 0, 8192, 1, 12);
   rig.fill(pred, s, -1, 1, 3), rig.fill(a, s), rig.fill(b, s);
   for (uint32_t i = 0; i < 6; ++i) rig.set(pred, i, 0, i, bits_of(i % 2 ? 0.0f : -0.0f));  // zeros select in2
   rig.set(pred, 0, 1, 0, bits_of(NAN));                                                    // NaN != 0: in1
@@ -240,20 +272,26 @@ TEST(VectorSelect, PicksOnTrueOrOnFalsePerElement) {
   const TensorOperand o1 = sb(DType::kF32, 2, 16384, 1, 12), o2 = sb(DType::kBf16, 3, 20000, 3, 40);
   rig.run(kVec, {compute(Opcode::Select, s, o1, &pred, &a, &b), compute(Opcode::Select, s, o2, &pred, &b, &a)});
   for (const auto& [o, t, f] : {std::tuple{o1, a, b}, std::tuple{o2, b, a}})
-    expect_bits(rig, o, s, [&](uint32_t p, uint32_t i1, uint32_t i0) {
-      const bool take = in_value(rig.get_before(pred, p, i1, i0), DType::kF32) != 0;
-      const TensorOperand& src = take ? t : f;
-      return ref_convert(rig.get_before(src, p, i1, i0), src.dtype, o.dtype);
-    }, "select");
+    expect_bits(
+        rig, o, s,
+        [&](uint32_t p, uint32_t i1, uint32_t i0) {
+          const bool take = in_value(rig.get_before(pred, p, i1, i0), DType::kF32) != 0;
+          const TensorOperand& src = take ? t : f;
+          return ref_convert(rig.get_before(src, p, i1, i0), src.dtype, o.dtype);
+        },
+        "select");
 }
 
 // out[g*B + r][k*B + j] = in[g*B + j][k*B + r] with B = min(np, 32), free indices flattened (i1, i0).
 void expect_transposed(Rig& rig, const TensorOperand& in, const TensorOperand& out, Shape s) {
   const uint32_t blk = std::min<uint32_t>(s.np, 32);
-  expect_bits(rig, out, s, [&](uint32_t p, uint32_t i1, uint32_t i0) {
-    const uint32_t f = i1 * s.n0 + i0, sp = p / blk * blk + f % blk, sf = f / blk * blk + p % blk;
-    return ref_convert(rig.get_before(in, sp, sf / s.n0, sf % s.n0), in.dtype, out.dtype);
-  }, "transpose np " + std::to_string(s.np));
+  expect_bits(
+      rig, out, s,
+      [&](uint32_t p, uint32_t i1, uint32_t i0) {
+        const uint32_t f = i1 * s.n0 + i0, sp = p / blk * blk + f % blk, sf = f / blk * blk + p % blk;
+        return ref_convert(rig.get_before(in, sp, sf / s.n0, sf % s.n0), in.dtype, out.dtype);
+      },
+      "transpose np " + std::to_string(s.np));
 }
 
 TEST(VectorTranspose, SquareBlocksOfThePartitionCount) {
@@ -278,7 +316,9 @@ TEST(VectorTranspose, ThirtyTwoByThirtyTwoBlocksOn128Partitions) {
 
 // ---- Faults: code, engine, pc, address; a faulting instruction writes nothing; the device recovers ----
 
-uint64_t sbuf_addr(const Rig& rig, uint64_t part, uint64_t off) { return isa::make_addr(Space::kSbuf, part * rig.sbuf_pitch + off); }
+uint64_t sbuf_addr(const Rig& rig, uint64_t part, uint64_t off) {
+  return isa::make_addr(Space::kSbuf, part * rig.sbuf_pitch + off);
+}
 
 TEST(VectorFaults, PartitionRangeAndQuadrantAlignment) {
   Rig rig(wide_config());
@@ -293,8 +333,10 @@ TEST(VectorFaults, PartitionRangeAndQuadrantAlignment) {
   // Allowed: 64 partitions from 32, and up to 32 partitions from anywhere, after a good instruction.
   const TensorOperand x = sb(DType::kF32, 32, 0), y = sb(DType::kF32, 96, 64);
   rig.fill(x, {64, 4, 1});
-  rig.run(kVec, {compute(Opcode::TensorCopy, {64, 4, 1}, o, &x), compute(Opcode::TensorCopy, {32, 4, 1}, sb(DType::kF32, 7, 256), &y)});
-  expect_bits(rig, o, {64, 4, 1}, [&](uint32_t p, uint32_t, uint32_t i0) { return rig.get_before(x, p, 0, i0); }, "copy");
+  rig.run(kVec, {compute(Opcode::TensorCopy, {64, 4, 1}, o, &x),
+                 compute(Opcode::TensorCopy, {32, 4, 1}, sb(DType::kF32, 7, 256), &y)});
+  expect_bits(
+      rig, o, {64, 4, 1}, [&](uint32_t p, uint32_t, uint32_t i0) { return rig.get_before(x, p, 0, i0); }, "copy");
 }
 
 TEST(VectorFaults, AccessPatternOutOfBoundsNamesTheFirstOffendingElement) {
@@ -325,11 +367,14 @@ TEST(VectorFaults, DtypeSpaceAndOpCodes) {
   pb.dtype = DType::kBf16;
   EXPECT_EQ(rig.run_fault(kVec, {compute(Opcode::TensorCopy, s, pb, &a)}, regs::FaultCode::BadDtype, 0).addr(),
             isa::make_addr(Space::kPsum, 0));
-  rig.run_fault(kVec, {compute(Opcode::TensorCopy, s, o, &a) , [&] {
-                  Instr in = compute(Opcode::TensorCopy, s, o, &a);
-                  in.in0 |= 3u << 2;
-                  return in;
-                }()}, regs::FaultCode::BadDtype, 1);
+  rig.run_fault(kVec,
+                {compute(Opcode::TensorCopy, s, o, &a),
+                 [&] {
+                   Instr in = compute(Opcode::TensorCopy, s, o, &a);
+                   in.in0 |= 3u << 2;
+                   return in;
+                 }()},
+                regs::FaultCode::BadDtype, 1);
   // VectorE reads and writes SBUF and PSUM only.
   TensorOperand h = a;
   h.space = Space::kHbm;
@@ -358,10 +403,13 @@ TEST(VectorFaults, DtypeSpaceAndOpCodes) {
   Instr add = compute(Opcode::TensorTensor, s, o, &a, &a);
   add.op = uint64_t(AluOp::kAdd);
   rig.run(kVec, {add});
-  expect_bits(rig, o, s, [&](uint32_t p, uint32_t, uint32_t i0) {
-    const double v = in_value(rig.get_before(a, p, 0, i0), DType::kF32);
-    return ref_out(v + v, DType::kF32);
-  }, "after the faults");
+  expect_bits(
+      rig, o, s,
+      [&](uint32_t p, uint32_t, uint32_t i0) {
+        const double v = in_value(rig.get_before(a, p, 0, i0), DType::kF32);
+        return ref_out(v + v, DType::kF32);
+      },
+      "after the faults");
 }
 
 // start + max(min, N * inputs) cycles: 60 + max(64, N * k) on the tc1 configs.
@@ -392,7 +440,8 @@ TEST(VectorTiming, CyclesFollowTheDocumentedFormula) {
 TEST(VectorIsa, OperandWordsRoundTripAndDisassembleReadably) {
   const TensorOperand t{Space::kPsum, DType::kF32, 127, (1u << 20) - 4, 65535, 7};
   const TensorOperand u = isa::unpack_operand(isa::pack_operand(t));
-  EXPECT_EQ(std::tuple(u.space, u.dtype, u.part, u.off, u.s0, u.s1), std::tuple(t.space, t.dtype, t.part, t.off, t.s0, t.s1));
+  EXPECT_EQ(std::tuple(u.space, u.dtype, u.part, u.off, u.s0, u.s1),
+            std::tuple(t.space, t.dtype, t.part, t.off, t.s0, t.s1));
   EXPECT_THROW(isa::pack_operand({Space::kSbuf, DType::kF32, 256, 0, 1, 0}), Error);
   EXPECT_THROW(isa::pack_operand({Space::kSbuf, DType::kF32, 0, 1u << 20, 1, 0}), Error);
 
