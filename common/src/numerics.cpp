@@ -93,4 +93,46 @@ void golden_gemm(int M, int N, int K, int k_chunk, const uint16_t* A, const uint
   }
 }
 
+void golden_split_fp32(uint32_t x, uint16_t parts[3]) {
+  parts[0] = parts[1] = parts[2] = 0;
+  const float f = daz(f32_from_bits(x));
+  if (std::isnan(f)) {
+    parts[0] = kBf16CanonicalNan;
+    return;
+  }
+  if (std::isinf(f) || f == 0.0f) {
+    parts[0] = uint16_t(f32_bits(f) >> 16);
+    return;
+  }
+  parts[0] = f32_to_bf16(f);
+  if ((parts[0] & 0x7FFFu) == 0x7F80u) parts[0] = uint16_t(f32_bits(f) >> 16);  // rounded to inf: truncate
+  // hi is within a factor of two of x, and mid of r1 (Sterbenz): both subtractions are exact on the host.
+  // A remainder below 2^-126 (an exact host subnormal or zero) is flushed, and with it what would follow.
+  const float r1 = f - bf16_to_f32(parts[0]);
+  if (std::fpclassify(r1) != FP_NORMAL) return;
+  parts[1] = f32_to_bf16(r1);
+  const float r2 = r1 - bf16_to_f32(parts[1]);
+  if (std::fpclassify(r2) != FP_NORMAL) return;
+  parts[2] = uint16_t(f32_bits(r2) >> 16);  // at most 8 significant bits remain: the low 16 bits are zero
+}
+
+void golden_matmul_fp32_tile(int K, int M, int N, const uint32_t* W, const uint32_t* X, uint32_t* Y, bool accumulate) {
+  std::vector<uint16_t> wp[3], xp[3];
+  for (int i = 0; i < 3; ++i) wp[i].resize(size_t(K) * M), xp[i].resize(size_t(K) * N);
+  uint16_t parts[3];
+  for (size_t e = 0; e < size_t(K) * M; ++e) {
+    golden_split_fp32(W[e], parts);
+    for (int i = 0; i < 3; ++i) wp[i][e] = parts[i];
+  }
+  for (size_t e = 0; e < size_t(K) * N; ++e) {
+    golden_split_fp32(X[e], parts);
+    for (int i = 0; i < 3; ++i) xp[i][e] = parts[i];
+  }
+  std::vector<uint32_t> pass(size_t(M) * N);
+  for (int p = 0; p < kFp32MatmulPasses; ++p) {
+    golden_matmul_tile(K, M, N, wp[kFp32PassParts[p][0]].data(), xp[kFp32PassParts[p][1]].data(), pass.data());
+    for (size_t e = 0; e < pass.size(); ++e) Y[e] = (p == 0 && !accumulate) ? pass[e] : golden_add(Y[e], pass[e]);
+  }
+}
+
 }  // namespace tcemu::num

@@ -495,9 +495,11 @@ class Tc1 : public sc_core::sc_module {
   bool scalar_exec(uint32_t pc, const Instr& in, uint64_t token, InstrStats& stats);
 
   // ---- Tensor engine sequencer ------------------------------------------------------------------
+  // One pass of the array: a bf16 matmul, a pe_transpose, or one of the bf16 passes of an fp32 matmul.
   struct Matmul {
     Instr in;
     uint32_t pc = 0;
+    int pass = 0;      // fp32 matmul: index into num::kFp32PassParts; 0 otherwise
     int rows_loaded = 0;
     int next_col = 0;  // next moving column to stream
     int next_out = 0;  // next output column expected back
@@ -505,7 +507,8 @@ class Tc1 : public sc_core::sc_module {
     uint64_t start = 0, end = 0;  // first and one past the last moving column (device cycles)
   };
 
-  // Checks a matmul's operands against the config; raises the fault and returns false if one is bad.
+  // Checks a matmul's or pe_transpose's operands against the config; raises the fault and returns false
+  // if one is bad.
   bool check_matmul(uint32_t pc, const Instr& in);
   uint16_t sbuf_bf16(uint64_t part, uint64_t byte_off) const;
   void write_psum(const Matmul& mm, const uint32_t* col);

@@ -1,4 +1,10 @@
-// The TensorE sequencer: drives the verilated array cycle by cycle (docs/isa.md, matmul).
+// The TensorE sequencer: drives the verilated array cycle by cycle (docs/isa.md: matmul, pe_transpose).
+//
+// Everything the engine does is a sequence of array passes (struct Matmul): a bf16 matmul is one pass, a
+// pe_transpose is one pass whose moving columns are the identity, made here, and an fp32 matmul is
+// num::kFp32MatmulPasses bf16 passes over the bf16 parts of its operands, split here as they are read
+// (docs/numerics.md). The passes of one instruction go through the pipeline exactly like separate
+// instructions; the instruction completes (trace record, semaphore) with its last pass.
 #include <algorithm>
 #include <deque>
 #include <optional>
@@ -8,22 +14,87 @@
 
 namespace tcemu::emu {
 
+namespace {
+
+constexpr uint16_t kBf16One = 0x3F80;
+
+bool is_array_op(Opcode op) { return op == Opcode::Matmul || op == Opcode::PeTranspose; }
+bool is_fp32(const Instr& in) { return in.opcode == Opcode::Matmul && in.dtype == uint64_t(isa::MatmulType::kFp32); }
+// Moving columns of one pass: pe_transpose streams k identity columns.
+uint64_t columns(const Instr& in) { return in.opcode == Opcode::PeTranspose ? in.k : in.n; }
+int passes(const Instr& in) { return is_fp32(in) ? num::kFp32MatmulPasses : 1; }
+uint64_t element_bytes(const Instr& in) { return is_fp32(in) ? 4 : 2; }
+
+// Rounds the value v * 2^e (v a signed integer, |v| < 2^25) to bf16, to nearest with ties to even, and
+// leaves the remainder (v minus the part, exact) in v. A value below 2^-126 is flushed: the part is +0
+// and v becomes 0, so the parts after it are +0 too. With `no_inf` a rounding that would overflow to inf
+// truncates instead. This is the operand splitter's datapath, in integers; num::golden_split_fp32 is
+// the golden model of the same rule in host floats.
+uint16_t take_bf16_part(int64_t& v, int e, bool no_inf) {
+  if (v == 0) return 0;
+  const bool neg = v < 0;
+  const uint64_t a = uint64_t(neg ? -v : v);
+  const int p = 63 - __builtin_clzll(a);  // a's leading one: the value is in [2^(p+e), 2^(p+e+1))
+  int exp = p + e;
+  if (exp < -126) {
+    v = 0;
+    return 0;
+  }
+  uint64_t q, kept;  // q: the 8-bit significand (1.xxxxxxx); kept: the part in units of 2^e
+  if (p <= 7) {
+    q = a << (7 - p);
+    kept = a;
+  } else {
+    const int shift = p - 7;
+    q = a >> shift;
+    const uint64_t rem = a & ((uint64_t(1) << shift) - 1), half = uint64_t(1) << (shift - 1);
+    const bool up = rem > half || (rem == half && (q & 1));
+    if (up && !(no_inf && exp == 127 && q == 255)) ++q;
+    kept = q << shift;
+    if (q == 256) q = 128, ++exp;  // rounded up into the next binade
+  }
+  const int64_t rest = int64_t(a) - int64_t(kept);
+  v = neg ? -rest : rest;
+  return uint16_t((neg ? 0x8000u : 0u) | uint32_t(exp + 127) << 7 | uint32_t(q & 0x7F));
+}
+
+// The three bf16 parts (hi, mid, lo) of an fp32 operand (docs/numerics.md, "fp32 matmul").
+void split_fp32(uint32_t x, uint16_t parts[3]) {
+  parts[0] = parts[1] = parts[2] = 0;
+  const uint32_t e = (x >> 23) & 0xFF, f = x & 0x7FFFFF;
+  if (e == 0xFF) {  // inf keeps its sign; any NaN becomes the canonical one
+    parts[0] = f ? num::kBf16CanonicalNan : uint16_t(x >> 16);
+    return;
+  }
+  if (e == 0) {  // zero, or a subnormal read as zero (DAZ)
+    parts[0] = uint16_t((x >> 16) & 0x8000);
+    return;
+  }
+  int64_t v = int64_t((uint32_t(1) << 23) | f);
+  if (x >> 31) v = -v;
+  for (int i = 0; i < 3; ++i) parts[i] = take_bf16_part(v, int(e) - 150, i == 0);
+}
+
+}  // namespace
+
 bool Tc1::check_matmul(uint32_t pc, const Instr& in) {
   auto fault = [&](FaultCode c, uint64_t addr) {
     raise_fault(c, isa::kEngineTensor, pc, addr, uint32_t(in.opcode));
     return false;
   };
-  const uint64_t max_n = cfg_.psum_bank_bytes / 4;
-  if (in.k < 1 || in.k > uint64_t(cfg_.rows) || in.m < 1 || in.m > uint64_t(cfg_.cols) || in.n < 1 || in.n > max_n)
+  const uint64_t max_n = cfg_.psum_bank_bytes / 4, n = columns(in), eb = element_bytes(in);
+  if (in.k < 1 || in.k > uint64_t(cfg_.rows) || in.m < 1 || in.m > uint64_t(cfg_.cols) || n < 1 || n > max_n)
     return fault(FaultCode::BadOperand, 0);
-  if (in.st_off % 2 || in.mv_off % 2 || in.out_off % 4) return fault(FaultCode::BadOperand, 0);
+  if (in.opcode == Opcode::Matmul && in.dtype > uint64_t(isa::MatmulType::kFp32))
+    return fault(FaultCode::BadOperand, 0);
+  if (in.st_off % eb || in.mv_off % eb || in.out_off % 4) return fault(FaultCode::BadOperand, 0);
   const uint64_t sp = cfg_.sbuf_partition_bytes, pp = cfg_.psum_partition_bytes();
-  if (in.st_part + in.k > uint64_t(cfg_.sbuf_partitions) || in.st_off + 2 * in.m > sp)
+  if (in.st_part + in.k > uint64_t(cfg_.sbuf_partitions) || in.st_off + eb * in.m > sp)
     return fault(FaultCode::SbufOutOfRange, isa::make_addr(isa::Space::kSbuf, in.st_part * sp + in.st_off));
-  if (in.mv_part + in.k > uint64_t(cfg_.sbuf_partitions) || in.mv_off + 2 * in.n > sp)
+  if (in.opcode == Opcode::Matmul && (in.mv_part + in.k > uint64_t(cfg_.sbuf_partitions) || in.mv_off + eb * in.n > sp))
     return fault(FaultCode::SbufOutOfRange, isa::make_addr(isa::Space::kSbuf, in.mv_part * sp + in.mv_off));
-  if (in.out_part + in.m > uint64_t(cfg_.psum_partitions) || in.out_off + 4 * in.n > pp ||
-      (in.out_off % cfg_.psum_bank_bytes) + 4 * in.n > cfg_.psum_bank_bytes)
+  if (in.out_part + in.m > uint64_t(cfg_.psum_partitions) || in.out_off + 4 * n > pp ||
+      (in.out_off % cfg_.psum_bank_bytes) + 4 * n > cfg_.psum_bank_bytes)
     return fault(FaultCode::PsumOutOfRange, isa::make_addr(isa::Space::kPsum, in.out_part * pp + in.out_off));
   return true;
 }
@@ -38,7 +109,7 @@ void Tc1::write_psum(const Matmul& mm, const uint32_t* col) {
   for (uint64_t c = 0; c < mm.in.m; ++c) {
     uint8_t* p = &psum_[(mm.in.out_part + c) * pp + mm.in.out_off + 4 * uint64_t(mm.next_out)];
     uint32_t v = col[c];
-    if (mm.in.accumulate) {
+    if (mm.in.accumulate || mm.pass > 0) {  // an fp32 matmul's later passes add to its earlier ones
       uint32_t old;
       std::memcpy(&old, p, 4);
       // PSUM's near-memory adder: fp32 RNE with the numerics policy (docs/numerics.md).
@@ -71,24 +142,41 @@ void Tc1::tensor_engine() {
   const int rows = cfg_.rows, cols = cfg_.cols;
   std::vector<uint16_t> wrow(cols), xcol(rows);
   std::vector<uint32_t> out(cols);
+  auto sbuf_u32 = [this](uint64_t part, uint64_t byte_off) {
+    uint32_t v;
+    std::memcpy(&v, &sbuf_[part * cfg_.sbuf_partition_bytes + byte_off], 4);  // little-endian host
+    return v;
+  };
+  // The bf16 operand the array sees: the SBUF element itself, or for an fp32 matmul the pass's part of it.
+  auto operand = [&](const Matmul& mm, int which, uint64_t part, uint64_t index) -> uint16_t {
+    if (!is_fp32(mm.in)) return sbuf_bf16(part, (which == 0 ? mm.in.st_off : mm.in.mv_off) + 2 * index);
+    uint16_t parts[3];
+    split_fp32(sbuf_u32(part, (which == 0 ? mm.in.st_off : mm.in.mv_off) + 4 * index), parts);
+    return parts[num::kFp32PassParts[mm.pass][which]];
+  };
   for (;;) {
     uint64_t token = wait_for_work(engine);
     te_->reset();
     uint32_t next_pc = 0;
     std::optional<Matmul> loading;
-    // Matmuls whose columns entered the array, oldest first; only the newest may still be streaming.
+    std::optional<Matmul> next_pass;  // the next pass of the instruction whose last pass started
+    // Passes whose columns entered the array, oldest first; only the newest may still be streaming.
     // Result columns leave the array in the same order and are routed to the front.
     std::deque<Matmul> inflight;
     auto streaming = [&]() -> Matmul* {
-      return !inflight.empty() && inflight.back().next_col < int(inflight.back().in.n) ? &inflight.back() : nullptr;
+      return !inflight.empty() && uint64_t(inflight.back().next_col) < columns(inflight.back().in) ? &inflight.back()
+                                                                                                   : nullptr;
     };
     while (token == job_token_) {
-      // Fetch the next instruction into the load slot. A NOP completes here once its wait is met; a
-      // NOP that signals also waits for every earlier matmul to finish, so its signal means "all
-      // work before me is done".
-      if (!loading && next_pc < streams_[engine].count) {
+      // Fill the load slot: the next pass of the current instruction, else the next instruction. A NOP
+      // completes here once its wait is met; a NOP that signals also waits for every earlier instruction
+      // to finish, so its signal means "all work before me is done".
+      if (!loading && next_pass) {
+        loading = std::move(next_pass);
+        next_pass.reset();
+      } else if (!loading && next_pc < streams_[engine].count) {
         std::optional<Instr> in = fetch(engine, next_pc);
-        if (!in || (in->opcode == Opcode::Matmul && !check_matmul(next_pc, *in))) break;  // faulted
+        if (!in || (is_array_op(in->opcode) && !check_matmul(next_pc, *in))) break;  // faulted
         loading = Matmul{*in, next_pc};
         engines_[engine].pc = next_pc;
         ++next_pc;
@@ -101,18 +189,27 @@ void Tc1::tensor_engine() {
           continue;
         }
       }
-      if (!loading && inflight.empty() && next_pc >= streams_[engine].count) break;  // stream done
+      if (!loading && !next_pass && inflight.empty() && next_pc >= streams_[engine].count) break;  // stream done
 
-      bool can_start = !streaming() && loading && loading->in.opcode == Opcode::Matmul &&
-                       loading->rows_loaded == int(loading->in.k);
-      if (can_start) {
+      const bool array_op = loading && is_array_op(loading->in.opcode);
+      if (array_op && !streaming() && loading->rows_loaded == int(loading->in.k)) {
+        // Start streaming this cycle. The instruction's trace slice runs from its first pass's first
+        // column to its last pass's last column.
+        if (loading->pass == 0) loading->start = cycle();
+        if (loading->pass + 1 < passes(loading->in)) {
+          next_pass = Matmul{loading->in, loading->pc, loading->pass + 1};
+          next_pass->waited = loading->waited;
+          next_pass->start = loading->start;
+        }
         inflight.push_back(std::move(*loading));
-        loading.reset();  // the next instruction is fetched next cycle
+        loading.reset();  // the next pass or instruction enters the load slot next cycle
       }
-      bool can_load = loading && loading->in.opcode == Opcode::Matmul && sem_ready(loading->in) &&
-                      loading->rows_loaded < int(loading->in.k) && te_->wload_ready();
+      // Only an instruction's first pass waits for its semaphore: the wait was met when it started.
+      const bool can_load = loading && is_array_op(loading->in.opcode) &&
+                            (loading->pass > 0 || sem_ready(loading->in)) &&
+                            loading->rows_loaded < int(loading->in.k) && te_->wload_ready();
       Matmul* st = streaming();
-      if (!can_load && !st && inflight.empty()) {
+      if (!can_load && !st && inflight.empty() && loading && loading->pass == 0) {
         // Nothing can move until the loading instruction's semaphore is signalled: sleep without
         // clocking the array (these are the engine's stall cycles).
         loading->waited += block_on_semaphore(engine, loading->pc, loading->in, token);
@@ -120,10 +217,9 @@ void Tc1::tensor_engine() {
       }
       // Drive this cycle's inputs.
       if (can_load) {
-        const Instr& in = loading->in;
-        int r = loading->rows_loaded;
+        const int r = loading->rows_loaded;
         for (int c = 0; c < cols; ++c)
-          wrow[c] = uint64_t(c) < in.m ? sbuf_bf16(in.st_part + r, in.st_off + 2 * uint64_t(c)) : 0;
+          wrow[c] = uint64_t(c) < loading->in.m ? operand(*loading, 0, loading->in.st_part + r, c) : 0;
         te_->set_wload(true, r, wrow.data());
         ++loading->rows_loaded;
       } else {
@@ -131,11 +227,16 @@ void Tc1::tensor_engine() {
       }
       if (st) {
         const Instr& in = st->in;
-        for (int r = 0; r < rows; ++r)
-          xcol[r] = uint64_t(r) < in.k ? sbuf_bf16(in.mv_part + r, in.mv_off + 2 * uint64_t(st->next_col)) : 0;
+        for (int r = 0; r < rows; ++r) {
+          if (uint64_t(r) >= in.k)
+            xcol[r] = 0;
+          else if (in.opcode == Opcode::PeTranspose)
+            xcol[r] = r == st->next_col ? kBf16One : 0;  // identity
+          else
+            xcol[r] = operand(*st, 1, in.mv_part + r, st->next_col);
+        }
         te_->set_moving(true, st->next_col == 0, int(in.k), xcol.data());
-        if (st->next_col == 0) st->start = cycle();
-        if (++st->next_col == int(in.n)) st->end = cycle() + 1;
+        if (uint64_t(++st->next_col) == columns(in)) st->end = cycle() + 1;
       } else {
         te_->set_moving(false, false, 1, nullptr);
       }
@@ -150,14 +251,19 @@ void Tc1::tensor_engine() {
         }
         Matmul& mm = inflight.front();
         write_psum(mm, out.data());
-        if (++mm.next_out == int(mm.in.n)) {
-          // The trace slice of a matmul is its streaming window, so the tensor engine's slices never
-          // overlap even though matmuls pipeline.
-          InstrStats st;
-          st.macs = mm.in.k * mm.in.m * mm.in.n;
-          st.bytes = 2 * mm.in.k * (mm.in.m + mm.in.n) + 4 * mm.in.m * mm.in.n;
-          record(engine, mm.pc, mm.in, mm.start, mm.end, mm.waited, st);
-          signal(mm.in);
+        if (uint64_t(++mm.next_out) == columns(mm.in)) {
+          if (mm.pass + 1 == passes(mm.in)) {
+            // The trace slice of an instruction is its streaming window, so the tensor engine's slices
+            // never overlap even though instructions pipeline. MACs count the array's bf16 multiplies.
+            const Instr& in = mm.in;
+            const uint64_t n = columns(in);
+            InstrStats st;
+            st.macs = uint64_t(passes(in)) * in.k * in.m * n;
+            st.bytes = in.opcode == Opcode::PeTranspose ? 2 * in.k * in.m + 4 * in.m * n
+                                                        : element_bytes(in) * in.k * (in.m + n) + 4 * in.m * n;
+            record(engine, mm.pc, in, mm.start, mm.end, mm.waited, st);
+            signal(in);
+          }
           inflight.pop_front();
         }
       }

@@ -207,13 +207,18 @@ const char* act_func_name(uint64_t code);  // nullptr for an unknown code
 // Engine classes an opcode may run on.
 enum class EngineClass : uint8_t { kAny, kTensor, kDma, kVector, kScalar };
 
+// matmul `dtype` field: the operand type of W and X (its own codes: 0 must stay bf16, the original format).
+enum class MatmulType : uint8_t { kBf16 = 0, kFp32 = 1 };
+
 // X(Name, code, engine class, mnemonic, summary)
 #define TCEMU_OPCODES(X)                                                                       \
   X(Nop, 0x01, EngineClass::kAny, "nop", "no operation; waits/signals semaphores only")       \
   X(DmaCopy, 0x10, EngineClass::kDma, "dma_copy",                                             \
     "copy bytes between HBM, SBUF and PSUM with a 3-D access pattern on both sides")          \
   X(Matmul, 0x20, EngineClass::kTensor, "matmul",                                             \
-    "PSUM[out] = (or +=) W^T X: stationary W [k x m], moving X [k x n], bf16 in SBUF, fp32 out")   \
+    "PSUM[out] = (or +=) W^T X: stationary W [k x m], moving X [k x n], bf16 or fp32 in SBUF, fp32 out") \
+  X(PeTranspose, 0x21, EngineClass::kTensor, "pe_transpose",                                  \
+    "PSUM[out] = (or +=) T^T through the array: bf16 tile T [k x m] in SBUF, fp32 out [m x k]") \
   TCEMU_COMPUTE_OPCODES(X)
 
 enum class Opcode : uint8_t {
@@ -234,8 +239,8 @@ struct Instr {
   // dma_copy
   uint64_t src = 0, dst = 0, bytes = 0, d1_count = 0, d2_count = 0;
   uint64_t src_d1_stride = 0, dst_d1_stride = 0, src_d2_stride = 0, dst_d2_stride = 0;
-  // matmul
-  uint64_t k = 0, m = 0, n = 0, accumulate = 0;
+  // matmul (dtype: MatmulType); pe_transpose uses k, m, accumulate, st_part/st_off, out_part/out_off
+  uint64_t k = 0, m = 0, n = 0, accumulate = 0, dtype = 0;
   uint64_t st_part = 0, mv_part = 0, out_part = 0, st_off = 0, mv_off = 0, out_off = 0;
   // VectorE / ScalarE (TCEMU_COMPUTE_FIELDS): shape, tensor operand words, column operands, ops, immediates
   uint64_t np = 0, n0 = 0, n1 = 0;
@@ -268,12 +273,20 @@ struct Instr {
   X(Matmul, m, 1, 16, 16, "stationary columns M = output partitions (1..array cols)")          \
   X(Matmul, n, 1, 32, 16, "moving columns N (1..512, one PSUM bank of fp32)")                  \
   X(Matmul, accumulate, 1, 48, 1, "0: overwrite PSUM; 1: add to PSUM")                         \
+  X(Matmul, dtype, 1, 49, 2, "operand type of W and X: 0 bf16, 1 fp32 (6 bf16 passes); 2, 3 reserved") \
   X(Matmul, st_part, 2, 0, 16, "first SBUF partition of the stationary W")                     \
   X(Matmul, mv_part, 2, 16, 16, "first SBUF partition of the moving X")                        \
   X(Matmul, out_part, 2, 32, 16, "first PSUM partition of the output")                         \
-  X(Matmul, st_off, 3, 0, 32, "byte offset of W in its partitions (bf16, 2-aligned)")          \
-  X(Matmul, mv_off, 3, 32, 32, "byte offset of X in its partitions (bf16, 2-aligned)")         \
+  X(Matmul, st_off, 3, 0, 32, "byte offset of W in its partitions (aligned to the element size)") \
+  X(Matmul, mv_off, 3, 32, 32, "byte offset of X in its partitions (aligned to the element size)") \
   X(Matmul, out_off, 4, 0, 32, "byte offset of the output in its PSUM partitions (fp32, 4-aligned)") \
+  X(PeTranspose, k, 1, 0, 16, "partitions of the input tile (1..array rows) = output elements")  \
+  X(PeTranspose, m, 1, 16, 16, "elements of the input tile (1..array cols) = output partitions") \
+  X(PeTranspose, accumulate, 1, 48, 1, "0: overwrite PSUM; 1: add to PSUM")                    \
+  X(PeTranspose, st_part, 2, 0, 16, "first SBUF partition of the input tile")                  \
+  X(PeTranspose, out_part, 2, 32, 16, "first PSUM partition of the output")                    \
+  X(PeTranspose, st_off, 3, 0, 32, "byte offset of the input in its partitions (bf16, 2-aligned)") \
+  X(PeTranspose, out_off, 4, 0, 32, "byte offset of the output in its PSUM partitions (fp32, 4-aligned)") \
   TCEMU_COMPUTE_FIELDS(X)
 
 struct FieldInfo {

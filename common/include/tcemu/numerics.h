@@ -43,4 +43,23 @@ void golden_matmul_tile(int K, int M, int N, const uint16_t* W, const uint16_t* 
 // A: M x K row-major bf16, B: K x N row-major bf16, C: M x N row-major fp32 bits.
 void golden_gemm(int M, int N, int K, int k_chunk, const uint16_t* A, const uint16_t* B, uint32_t* C);
 
+// ---- fp32 matmul at reduced rate (docs/numerics.md, "fp32 matmul") ---------------------------------
+// The three bf16 parts of an fp32 value, most significant first: hi = x rounded to bf16 (nearest, ties to
+// even; truncated instead where that would round to inf), mid = (x - hi) rounded to bf16, lo = x - hi - mid
+// (exact: at most 8 significant bits remain), so x = hi + mid + lo exactly unless a part is flushed.
+// A subnormal x is read as zero (DAZ); a remainder below 2^-126 is +0 (FTZ) and so is the part after it;
+// a zero, an infinity or a NaN (hi = the canonical bf16 NaN) has hi only, mid = lo = +0.
+void golden_split_fp32(uint32_t x, uint16_t parts[3]);
+
+// The bf16 passes of an fp32 matmul, in issue order (lowest order first): pass p multiplies part
+// kFp32PassParts[p][0] of W by part kFp32PassParts[p][1] of X (0 = hi, 1 = mid, 2 = lo).
+inline constexpr int kFp32MatmulPasses = 6;
+inline constexpr int kFp32PassParts[kFp32MatmulPasses][2] = {{2, 0}, {1, 1}, {0, 2}, {1, 0}, {0, 1}, {0, 0}};
+
+// One fp32 matmul as TC1 computes it: each pass is golden_matmul_tile on the parts, and the pass results
+// are accumulated in pass order with golden_add (PSUM). W: K x M row-major fp32 bits, X: K x N, Y: M x N
+// fp32 bits, in and out: with `accumulate` the first pass adds to the values Y holds (the PSUM contents),
+// otherwise it overwrites them.
+void golden_matmul_fp32_tile(int K, int M, int N, const uint32_t* W, const uint32_t* X, uint32_t* Y, bool accumulate);
+
 }  // namespace tcemu::num
