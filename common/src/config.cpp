@@ -10,6 +10,11 @@ namespace {
 // 8 banks of 2 KiB) down to an N x N array so that the RTL runs fast: partitions follow the array, PSUM
 // keeps its per-partition geometry (a matmul still produces up to 512 fp32 per partition), and the SBUF
 // free size shrinks with N.
+// DMA: each queue keeps Trainium's per-engine rate (16 B/cycle = 22 GB/s at 1.4 GHz; ~27 GB/s on trn1). HBM
+// bandwidth scales with the array like the data the array consumes: Trainium1 has ~410 GB/s of HBM per
+// NeuronCore, ~290 B/cycle at 1.4 GHz, about one 128-row bf16 column (256 B) per cycle; tc1-N keeps that
+// ratio with 2N B/cycle (tc1-8: 16 = one queue at full rate, tc1-16: 32 = two, tc1-32: 64 = four). The run
+// minimum stays at 16 B (one cycle of a queue): a queue starts at most one contiguous run per cycle.
 DeviceConfig make_tc1(int n, uint32_t sbuf_partition_kib, uint64_t hbm_mib) {
   DeviceConfig c;
   c.name = "tc1-" + std::to_string(n);
@@ -17,6 +22,7 @@ DeviceConfig make_tc1(int n, uint32_t sbuf_partition_kib, uint64_t hbm_mib) {
   c.sbuf_partitions = c.psum_partitions = n;
   c.sbuf_partition_bytes = sbuf_partition_kib * 1024;
   c.hbm_bytes = hbm_mib << 20;
+  c.hbm_bytes_per_cycle = 2 * uint32_t(n);
   return c;
 }
 

@@ -253,12 +253,27 @@ Decoded decode_bytes(std::span<const uint8_t> bytes) {
   return decode(w);
 }
 
+namespace {
+
+// dma_copy fields left out of the disassembly while they hold their defaults (no fourth dimension, no
+// cast), so that a plain copy reads as it always did.
+bool dma_default_field(const Instr& in, const char* name) {
+  if (in.opcode != Opcode::DmaCopy) return false;
+  auto is = [&](const char* n) { return std::strcmp(name, n) == 0; };
+  if (is("d3_count") || is("src_d3_stride") || is("dst_d3_stride"))
+    return in.d3_count == 1 && in.src_d3_stride == 0 && in.dst_d3_stride == 0;
+  if (is("cast") || is("src_dtype") || is("dst_dtype")) return in.cast == 0 && in.src_dtype == 0 && in.dst_dtype == 0;
+  return false;
+}
+
+}  // namespace
+
 std::string disassemble(const Instr& in) {
   const OpcodeInfo* info = find_opcode(uint8_t(in.opcode));
   if (!info) return "<invalid>";
   std::string s = info->mnemonic;
   for (const auto& f : kFields) {
-    if (f.owner != in.opcode) continue;
+    if (f.owner != in.opcode || dma_default_field(in, f.name)) continue;
     s += ' ';
     s += f.name;
     s += '=';
@@ -268,6 +283,8 @@ std::string disassemble(const Instr& in) {
       char buf[40];
       std::snprintf(buf, sizeof buf, "%s:0x%llx", space_name(addr_space(v)), (unsigned long long)addr_offset(v));
       s += buf;
+    } else if (in.opcode == Opcode::DmaCopy && in.cast && std::strstr(f.name, "_dtype") && dtype_name(v)) {
+      s += dtype_name(v);
     } else if (!format_compute_field(in.opcode, f.name, v, s)) {
       s += std::to_string(v);
     }

@@ -8,7 +8,8 @@
 //    job, waits for them, then publishes completion (COMPLETED_SEQ, JOB_DONE interrupt).
 //  - tensor_engine: the TensorE sequencer; clocks the verilated array cycle by cycle while it has work
 //    (weight loads, moving columns, results draining) and sleeps on semaphores otherwise.
-//  - dma_queue (one per queue): executes dma_copy instructions with a latency + bandwidth cost.
+//  - dma_queue (one per queue): executes dma_copy instructions with a latency + bandwidth cost; queues
+//    moving HBM data at the same time share its bandwidth through the DmaArbiter (dma.h, dma.cpp).
 //  - vector, scalar: VectorE and ScalarE, in-order sequencers like the DMA queues (vector_engine.cpp,
 //    scalar_engine.cpp; operand checks and the fp32 datapath in compute.cpp).
 // Reset and faults bump job_token_; every process re-checks its token after each wait() and abandons
@@ -23,6 +24,8 @@
 
 #define SC_INCLUDE_DYNAMIC_PROCESSES  // sc_spawn for the per-queue DMA threads
 #include <systemc>
+
+#include "dma.h"
 
 #include <array>
 #include <cstdlib>
@@ -46,7 +49,7 @@ using isa::Opcode;
 using regs::FaultCode;
 
 inline constexpr uint64_t kPageBytes = 4096;
-inline constexpr uint64_t kMaxDmaRuns = uint64_t(1) << 24;  // d1_count x d2_count limit of one dma_copy
+inline constexpr uint64_t kMaxDmaRuns = uint64_t(1) << 24;  // d1_count x d2_count x d3_count limit of one dma_copy
 inline const sc_core::sc_time kCycle(1, sc_core::SC_NS);
 
 // HBM: sparse, 4 KiB pages allocated on first write; untouched memory reads as zero.
@@ -489,6 +492,14 @@ class Tc1 : public sc_core::sc_module {
 
   // ---- DMA queues (dma.cpp) ------------------------------------------------------------------------
   bool dma_copy(int engine, uint32_t pc, const Instr& in, uint64_t token, InstrStats& stats);
+  // Waits until `engine`'s transfer of `bytes` effective bytes with `sides` HBM sides has had its share of
+  // HBM bandwidth; false if the job was abandoned.
+  bool dma_hbm_transfer(int engine, uint64_t bytes, uint32_t sides, uint64_t token);
+  // Called when `engine`'s instruction has had its time: returns, two delta cycles later, in engine order
+  // among the queues completing in the same cycle; false if the job was abandoned.
+  bool dma_retire(int engine, uint64_t token);
+  DmaArbiter dma_hbm_;
+  DmaRetireOrder dma_retire_;
 
   // ---- VectorE and ScalarE (vector_engine.cpp, scalar_engine.cpp) -----------------------------------
   bool vector_exec(uint32_t pc, const Instr& in, uint64_t token, InstrStats& stats);

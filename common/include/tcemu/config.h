@@ -21,6 +21,10 @@ struct DeviceConfig {
   int dma_queues = 16;
   uint32_t dma_bytes_per_cycle = 16;   // per queue
   uint32_t dma_latency_cycles = 64;    // fixed start cost of one DMA instruction
+  // DMA timing (docs/isa.md, dma_copy): every contiguous run costs at least dma_min_run_bytes of bandwidth
+  // (a shorter run wastes the rest); queues moving HBM data at the same time share hbm_bytes_per_cycle.
+  uint32_t dma_min_run_bytes = 16;
+  uint32_t hbm_bytes_per_cycle = 32;   // all DMA queues together; SBUF/PSUM-only copies do not use it
   uint32_t clock_mhz = 1400;           // one clock for the whole core
   // VectorE / ScalarE (docs/isa.md, "Timing"): one lane per partition, all partitions in parallel; an
   // instruction over N free elements per partition reading k tensor inputs takes

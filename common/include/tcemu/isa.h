@@ -214,7 +214,7 @@ enum class MatmulType : uint8_t { kBf16 = 0, kFp32 = 1 };
 #define TCEMU_OPCODES(X)                                                                       \
   X(Nop, 0x01, EngineClass::kAny, "nop", "no operation; waits/signals semaphores only")       \
   X(DmaCopy, 0x10, EngineClass::kDma, "dma_copy",                                             \
-    "copy bytes between HBM, SBUF and PSUM with a 3-D access pattern on both sides")          \
+    "copy between HBM, SBUF and PSUM with a 4-D access pattern on both sides; optional dtype cast") \
   X(Matmul, 0x20, EngineClass::kTensor, "matmul",                                             \
     "PSUM[out] = (or +=) W^T X: stationary W [k x m], moving X [k x n], bf16 or fp32 in SBUF, fp32 out") \
   X(PeTranspose, 0x21, EngineClass::kTensor, "pe_transpose",                                  \
@@ -236,9 +236,11 @@ struct Instr {
   // sem[signal_sem] += signal_value (or = signal_value when signal_set).
   uint64_t wait_en = 0, wait_sem = 0, wait_value = 0;
   uint64_t signal_en = 0, signal_set = 0, signal_sem = 0, signal_value = 0;
-  // dma_copy
+  // dma_copy (d3_count defaults to 1 so that builders of 3-D copies need not set it)
   uint64_t src = 0, dst = 0, bytes = 0, d1_count = 0, d2_count = 0;
   uint64_t src_d1_stride = 0, dst_d1_stride = 0, src_d2_stride = 0, dst_d2_stride = 0;
+  uint64_t d3_count = 1, src_d3_stride = 0, dst_d3_stride = 0;
+  uint64_t cast = 0, src_dtype = 0, dst_dtype = 0;
   // matmul (dtype: MatmulType); pe_transpose uses k, m, accumulate, st_part/st_off, out_part/out_off
   uint64_t k = 0, m = 0, n = 0, accumulate = 0, dtype = 0;
   uint64_t st_part = 0, mv_part = 0, out_part = 0, st_off = 0, mv_off = 0, out_off = 0;
@@ -262,13 +264,19 @@ struct Instr {
   X(Invalid, signal_value, 7, 32, 32, "value added (or set)")                                  \
   X(DmaCopy, src, 1, 0, 48, "source device address (space in bits 47:44)")                     \
   X(DmaCopy, dst, 2, 0, 48, "destination device address")                                      \
-  X(DmaCopy, bytes, 3, 0, 32, "contiguous bytes per innermost run (>= 1)")                     \
+  X(DmaCopy, bytes, 3, 0, 32, "source bytes per innermost run (>= 1; cast: a multiple of the src_dtype size)") \
   X(DmaCopy, d1_count, 3, 32, 16, "runs in dimension 1 (>= 1)")                                \
   X(DmaCopy, d2_count, 3, 48, 16, "repetitions in dimension 2 (>= 1)")                         \
   X(DmaCopy, src_d1_stride, 4, 0, 32, "source byte stride of dimension 1")                     \
   X(DmaCopy, dst_d1_stride, 4, 32, 32, "destination byte stride of dimension 1")               \
   X(DmaCopy, src_d2_stride, 5, 0, 32, "source byte stride of dimension 2")                     \
   X(DmaCopy, dst_d2_stride, 5, 32, 32, "destination byte stride of dimension 2")               \
+  X(DmaCopy, d3_count, 1, 48, 16, "repetitions in dimension 3 (>= 1; outermost)")              \
+  X(DmaCopy, src_d3_stride, 6, 0, 32, "source byte stride of dimension 3")                     \
+  X(DmaCopy, dst_d3_stride, 6, 32, 32, "destination byte stride of dimension 3")               \
+  X(DmaCopy, cast, 2, 48, 1, "0: copy raw bytes; 1: convert elements from src_dtype to dst_dtype") \
+  X(DmaCopy, src_dtype, 2, 52, 4, "source element type (dtype code; 0 unless cast)")          \
+  X(DmaCopy, dst_dtype, 2, 56, 4, "destination element type (dtype code; 0 unless cast)")     \
   X(Matmul, k, 1, 0, 16, "contraction rows K (1..array rows)")                                 \
   X(Matmul, m, 1, 16, 16, "stationary columns M = output partitions (1..array cols)")          \
   X(Matmul, n, 1, 32, 16, "moving columns N (1..512, one PSUM bank of fp32)")                  \
