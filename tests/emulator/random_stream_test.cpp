@@ -38,7 +38,7 @@ std::vector<uint8_t> random_instruction(std::mt19937_64& rng) {
     in.*f.member = v & mask;
   }
   // Keep DMA patterns small enough to run quickly; space bits stay random.
-  in.d1_count %= 9, in.d2_count %= 9;
+  in.d1_count %= 9, in.d2_count %= 9, in.d3_count %= 9;
   in.wait_sem %= 8, in.signal_sem %= 8, in.wait_value %= 4;
   isa::encode_to(in, std::span<uint8_t, isa::kInstrBytes>(raw.data(), isa::kInstrBytes));
   return raw;
