@@ -210,6 +210,13 @@ void encode_to(const Instr& in, std::span<uint8_t, kInstrBytes> out) {
     for (int b = 0; b < 8; ++b) out[i * 8 + b] = uint8_t(w[i] >> (8 * b));
 }
 
+std::vector<uint8_t> encode_stream(std::span<const Instr> instrs) {
+  std::vector<uint8_t> code(instrs.size() * kInstrBytes);
+  for (size_t i = 0; i < instrs.size(); ++i)
+    encode_to(instrs[i], std::span<uint8_t, kInstrBytes>(code.data() + i * kInstrBytes, kInstrBytes));
+  return code;
+}
+
 Decoded decode(const Words& w) {
   Decoded d;
   uint8_t code = uint8_t(w[0] & 0xFF);

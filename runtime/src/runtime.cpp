@@ -73,9 +73,7 @@ std::unique_ptr<LoadedModel> Runtime::load(const model::Model& m) {
   lm->job_.window_size = m.hbm_window_bytes;
   uint64_t at = lm->code_addr_;
   for (const auto& s : m.streams) {
-    std::vector<uint8_t> code(s.instrs.size() * isa::kInstrBytes);
-    for (size_t i = 0; i < s.instrs.size(); ++i)
-      isa::encode_to(s.instrs[i], std::span<uint8_t, isa::kInstrBytes>(code.data() + i * isa::kInstrBytes, isa::kInstrBytes));
+    const std::vector<uint8_t> code = isa::encode_stream(s.instrs);
     if (!code.empty()) driver_.write(at, code);
     lm->job_.streams.push_back({s.engine, at, uint32_t(s.instrs.size())});
     at += code.size();

@@ -23,9 +23,7 @@ struct Fixture {
 
   // Writes `instrs` for `engine` and returns the stream reference.
   drv::StreamRef stream(int engine, const std::vector<Instr>& instrs) {
-    std::vector<uint8_t> code(instrs.size() * isa::kInstrBytes);
-    for (size_t i = 0; i < instrs.size(); ++i)
-      isa::encode_to(instrs[i], std::span<uint8_t, isa::kInstrBytes>(code.data() + i * isa::kInstrBytes, isa::kInstrBytes));
+    const std::vector<uint8_t> code = isa::encode_stream(instrs);
     uint64_t at = driver.alloc(code.size(), 64);
     driver.write(at, code);
     return {engine, at, uint32_t(instrs.size())};

@@ -237,10 +237,7 @@ class Rig {
     Instr restore = copy(hbm(sbuf_out), sbuf0, sbuf_pitch, np, sbuf_pitch, sbuf_pitch);  // undo the PSUM staging
     std::vector<uint64_t> code;
     auto stream = [&](int e, const std::vector<Instr>& v) {
-      std::vector<uint8_t> bytes(v.size() * isa::kInstrBytes);
-      for (size_t i = 0; i < v.size(); ++i)
-        isa::encode_to(v[i],
-                       std::span<uint8_t, isa::kInstrBytes>(bytes.data() + i * isa::kInstrBytes, isa::kInstrBytes));
+      const std::vector<uint8_t> bytes = isa::encode_stream(v);
       const uint64_t at = driver.alloc(bytes.size(), 64);
       driver.write(at, bytes);
       code.push_back(at);

@@ -132,10 +132,7 @@ struct Dev {
     drv::Job job{window, window_bytes, {}};
     uint32_t total = 0;
     for (const auto& [engine, instrs] : streams) {
-      std::vector<uint8_t> code(instrs.size() * isa::kInstrBytes);
-      for (size_t i = 0; i < instrs.size(); ++i)
-        isa::encode_to(instrs[i],
-                       std::span<uint8_t, isa::kInstrBytes>(code.data() + i * isa::kInstrBytes, isa::kInstrBytes));
+      const std::vector<uint8_t> code = isa::encode_stream(instrs);
       const uint64_t at = driver.alloc(code.size(), 64);
       driver.write(at, code);
       blocks.push_back(at);

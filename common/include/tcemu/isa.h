@@ -321,6 +321,8 @@ bool engine_accepts(int engine, Opcode op);
 // Encoding throws Error(kEncoding) naming the field whose value does not fit.
 Words encode(const Instr& in);
 void encode_to(const Instr& in, std::span<uint8_t, kInstrBytes> out);
+// A whole instruction stream, as it lies in device memory (kInstrBytes per instruction).
+std::vector<uint8_t> encode_stream(std::span<const Instr> instrs);
 // Decoding returns the instruction or a message naming the problem (unknown opcode, reserved bits set).
 struct Decoded {
   std::optional<Instr> instr;
