@@ -2,6 +2,7 @@
 //
 //   tcemu info  [--config C] [--json]
 //   tcemu gemm  --m M --n N --k K [--config C] [--seed S] [--save-model FILE] [--json]
+//   tcemu linear --m M --n N --k K [--act F] [--no-residual] [--config C] [--seed S] [--json]
 //   tcemu run   MODEL.tcm --input NAME=FILE.npy ... --output-dir DIR [--json]
 //   tcemu demo  [--json]          the main job: the embedded default model on the default config
 //
@@ -26,9 +27,11 @@
 #include "tcemu/drv/driver.h"
 #include "tcemu/error.h"
 #include "tcemu/kb/gemm.h"
+#include "tcemu/kb/linear.h"
 #include "tcemu/model.h"
 #include "tcemu/npy.h"
 #include "tcemu/numerics.h"
+#include "tcemu/reference.h"
 #include "tcemu/rt/runtime.h"
 
 namespace {
@@ -46,6 +49,10 @@ commands:
   gemm   --m M --n N --k K [--config C] [--seed S] [--save-model FILE] [--profile TRACE.json] [--json]
                                                   random bf16 GEMM on the emulator, checked bit-exactly
                                                   against the golden model
+  linear --m M --n N --k K [--act F] [--no-residual] [--config C] [--seed S] [--save-model FILE]
+         [--profile TRACE.json] [--json]          linear layer yT = F(W^T xT + b) + rT: matmul on TensorE,
+                                                  bias + F on ScalarE, residual add on VectorE (F default
+                                                  gelu_tanh), checked against the fp64 reference
   run    MODEL.tcm --input NAME=FILE.npy ... --output-dir DIR [--config C] [--profile TRACE.json] [--json]
                                                   run a model file; outputs are written as DIR/NAME.npy
   doc    isa|registers|faults [--update FILE.md]  print (or refresh in FILE.md) a generated doc table
@@ -54,7 +61,7 @@ commands:
                                                   256x256x256) on the default config (tc1-16), with its
                                                   profile (default trace file: tcemu_demo_trace.json)
 
-gemm, run and demo also take --wave FILE.fst [--wave-window FROM:TO]: an FST waveform (GTKWave) of the
+gemm, linear, run and demo also take --wave FILE.fst [--wave-window FROM:TO]: an FST waveform (GTKWave) of the
 tensor-engine RTL for job cycles FROM..TO (as numbered in the profile); tracing slows simulation, so
 keep the window short.
 
@@ -320,6 +327,72 @@ int cmd_gemm(const Args& args) {
                   device_options(args));
 }
 
+isa::ActFunc parse_act(const std::string& name) {
+  std::string names;
+  for (uint64_t code = 0; isa::act_func_name(code); ++code) {
+    if (name == isa::act_func_name(code)) return isa::ActFunc(code);
+    names += std::string(names.empty() ? "" : ", ") + isa::act_func_name(code);
+  }
+  throw UsageError(fmt::format("--act: unknown function '{}' (one of {})", name, names));
+}
+
+// A linear layer with random inputs, checked against the reference (tcemu/reference.h: the golden matmul
+// bit for bit, the activation in fp64 within its documented tolerance).
+int cmd_linear(const Args& args) {
+  const DeviceConfig& cfg = find_config(args.value("config").value_or(kDefaultConfig));
+  const int M = int(args.integer("m", std::nullopt, 1, 1 << 16));
+  const int N = int(args.integer("n", std::nullopt, 1, 1 << 16));
+  const int K = int(args.integer("k", std::nullopt, 1, 1 << 16));
+  const uint64_t seed = uint64_t(args.integer("seed", 1, 0, INT64_MAX));
+  const kb::LinearOptions lo{parse_act(args.value("act").value_or("gelu_tanh")), !args.flag("no-residual")};
+  const auto profile = args.value("profile");
+  const bool json = args.flag("json");
+  model::Model m = kb::build_linear(cfg, M, N, K, lo);
+  if (auto save = args.value("save-model")) model::save(m, *save);
+  size_t instrs = 0;
+  for (auto& st : m.streams) instrs += st.instrs.size();
+
+  std::mt19937_64 rng(seed);
+  rt::TensorMap in;
+  in["xT"] = {{K, M}, random_bf16_values(rng, size_t(K) * M)};
+  in["w"] = {{K, N}, random_bf16_values(rng, size_t(K) * N)};
+  for (float& v : in["w"].data) v *= 2.0f / std::sqrt(float(K));  // pre-activations of order 1
+  in["b"] = {{N}, random_bf16_values(rng, size_t(N))};
+  if (lo.residual) in["rT"] = {{N, M}, random_bf16_values(rng, size_t(N) * M)};
+  Session s(cfg, device_options(args));
+  auto [res, wall] = s.load_and_run(m, in, profile.has_value());
+  std::optional<rt::Summary> summary = write_profile(res, profile);
+  const ref::Check c = ref::check_linear(M, N, K, cfg.rows, lo.act, in["xT"].data, in["w"].data, in["b"].data,
+                                         lo.residual ? std::span<const float>(in["rT"].data) : std::span<const float>(),
+                                         res.outputs.at("yT").data);
+  const uint64_t macs = uint64_t(M) * N * K;
+  const double util = double(macs) / (double(res.cycles) * cfg.rows * cfg.cols);
+  const char* act = isa::act_func_name(uint64_t(lo.act));
+  if (json) {
+    fmt::print(
+        "{{\"kernel\": \"linear\", \"config\": \"{}\", \"m\": {}, \"n\": {}, \"k\": {}, \"act\": \"{}\", "
+        "\"residual\": {}, \"seed\": {}, \"cycles\": {}, \"macs\": {}, \"utilization\": {:.6f}, \"mismatches\": {}, "
+        "\"worst_error_vs_tolerance\": {:.4f}, \"instructions\": {}, \"tensor_engine\": \"rtl\", \"wall_seconds\": "
+        "{:.3f}{}}}\n",
+        cfg.name, M, N, K, act, lo.residual, seed, res.cycles, macs, util, c.mismatches, c.worst, instrs, wall,
+        summary ? ", \"profile\": " + rt::summary_json(*summary) : "");
+  } else {
+    fmt::print("linear yT = {}(W^T xT + b){} with M={} tokens, N={} features out, K={} in, on {} ({}x{} array), seed {}\n",
+               act, lo.residual ? " + rT" : "", M, N, K, cfg.name, cfg.rows, cfg.cols, seed);
+    fmt::print("  cycles        {}\n", res.cycles);
+    fmt::print("  MACs          {}\n", macs);
+    fmt::print("  utilisation   {:.1f}%  (MACs / (cycles x {} x {}))\n", 100.0 * util, cfg.rows, cfg.cols);
+    fmt::print("  instructions  {}\n", instrs);
+    fmt::print("  check         {} ({} of {} elements outside the reference's tolerance; worst error {:.2f} of "
+               "its tolerance){}\n",
+               c.mismatches == 0 ? "PASS" : "FAIL", c.mismatches, c.checked, c.worst,
+               c.mismatches ? "; first: " + c.first_bad : "");
+    fmt::print("  host          {:.2f} s wall, {:.0f} device cycles/s\n", wall, wall > 0 ? res.cycles / wall : 0.0);
+    print_profile(summary, profile);
+  }
+  return c.mismatches == 0 ? 0 : 1;
+}
+
 int cmd_run(const Args& args) {
   if (args.positional().size() != 1) throw UsageError("run: expected exactly one MODEL.tcm argument");
   const std::string path = args.positional()[0];
@@ -416,6 +489,9 @@ int main(int argc, char** argv) {
     if (cmd == "gemm")
       return cmd_gemm(Args(argc, argv, 2, {"json"},
                            {"m", "n", "k", "config", "seed", "save-model", "profile", "wave", "wave-window"}));
+    if (cmd == "linear")
+      return cmd_linear(Args(argc, argv, 2, {"json", "no-residual"},
+                             {"m", "n", "k", "act", "config", "seed", "save-model", "profile", "wave", "wave-window"}));
     if (cmd == "run")
       return cmd_run(Args(argc, argv, 2, {"json"}, {"input", "output-dir", "config", "profile", "wave", "wave-window"}));
     if (cmd == "profile") return cmd_profile(Args(argc, argv, 2, {"json"}, {}));

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "tcemu/error.h"
+#include "tcemu/kb/ops.h"
 #include "tcemu/kb/program.h"
 
 namespace tcemu::kb {
@@ -41,6 +42,8 @@ using isa::Instr;
 using isa::Opcode;
 
 namespace {
+
+using ops::dma;
 
 constexpr int kQueueA = isa::kEngineDma0 + 0, kQueueB = isa::kEngineDma0 + 1;
 constexpr int kQueueEvict = isa::kEngineDma0 + 2, kQueueStore = isa::kEngineDma0 + 3;
@@ -78,16 +81,6 @@ LoadQueues load_queues(const DeviceConfig& cfg, const GemmPlan& p) {
   lq.store.push_back(kQueueStore);
   for (int i = 1; i < want_e; ++i) lq.evict.push_back(next++), lq.store.push_back(next++);
   return lq;
-}
-
-Instr dma(uint64_t src, uint64_t dst, uint64_t bytes, uint64_t d1, uint64_t s1, uint64_t t1, uint64_t d2 = 1,
-          uint64_t s2 = 0, uint64_t t2 = 0) {
-  Instr in;
-  in.opcode = Opcode::DmaCopy;
-  in.src = src, in.dst = dst, in.bytes = bytes;
-  in.d1_count = d1, in.src_d1_stride = s1, in.dst_d1_stride = t1;
-  in.d2_count = d2, in.src_d2_stride = s2, in.dst_d2_stride = t2;
-  return in;
 }
 
 }  // namespace

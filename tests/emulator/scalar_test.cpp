@@ -7,40 +7,13 @@
 #include <cstdio>
 
 #include "compute_rig.h"
+#include "tcemu/reference.h"
 
 namespace tcemu::test {
 namespace {
 
 using isa::ActFunc;
 constexpr int kAct = isa::kEngineScalar;
-
-// f in fp64, with its limits at the infinities where the formula would give inf/inf or inf*0.
-double ref_f(ActFunc f, double u) {
-  const double pi = 3.14159265358979323846;
-  switch (f) {
-    case ActFunc::kIdentity: return u;
-    case ActFunc::kRelu: return std::isnan(u) ? u : (u > 0 ? u : 0.0);
-    case ActFunc::kGeluTanh:
-      if (std::isinf(u)) return u > 0 ? u : 0.0;
-      // u (1 + tanh(w)) / 2 = u / (1 + exp(-2w)): the same function, without fp64 cancellation for u < 0.
-      return u / (1 + std::exp(-2 * std::sqrt(2 / pi) * (u + 0.044715 * u * u * u)));
-    case ActFunc::kGeluErf:
-      if (std::isinf(u)) return u > 0 ? u : 0.0;
-      return 0.5 * u * std::erfc(-u / std::sqrt(2.0));
-    case ActFunc::kSigmoid: return 1 / (1 + std::exp(-u));
-    case ActFunc::kTanh: return std::tanh(u);
-    case ActFunc::kExp: return std::exp(u);
-    case ActFunc::kSilu:
-      if (std::isinf(u)) return u > 0 ? u : 0.0;
-      return u / (1 + std::exp(-u));
-    case ActFunc::kSoftplus: return u > 30 ? u + std::log1p(std::exp(-u)) : std::log1p(std::exp(u));
-    case ActFunc::kRsqrt: return 1 / std::sqrt(u);
-    case ActFunc::kReciprocal: return 1 / u;
-    case ActFunc::kSquare: return u * u;
-    case ActFunc::kLog: return std::log(u);
-  }
-  return NAN;
-}
 
 // The documented tolerance (docs/numerics.md): |out - ref| <= ulps * 2^-23 * |ref| + max(abs, 2^-126)
 // (2^-126: results below it flush to zero); ulps = 0: bit-exact. NaN must be the canonical NaN, and
@@ -84,6 +57,9 @@ TEST(ScalarActivation, EveryFunctionAgainstFp64WithPerPartitionScaleAndBias) {
   std::vector<std::pair<TensorOperand, TensorOperand>> ops;  // in, out
   for (uint32_t k = 0; k < std::size(kTolerances); ++k) {
     const Tolerance& t = kTolerances[k];
+    // The shared reference (tcemu/reference.h, used by kernel checks) states the same tolerances.
+    EXPECT_EQ(ref::activation_tolerance(t.f).ulps, t.ulps) << isa::act_func_name(uint64_t(t.f));
+    EXPECT_EQ(ref::activation_tolerance(t.f).abs, t.abs) << isa::act_func_name(uint64_t(t.f));
     const TensorOperand in = sb(DType::kF32, 2, 2048 * k, 1, 40), out = sb(DType::kF32, 0, 1024 + 2048 * k, 2, 80);
     rig.fill(in, s, t.lo, t.hi, 16);
     Instr a = compute(Opcode::Activation, s, out, &in);
@@ -103,7 +79,7 @@ TEST(ScalarActivation, EveryFunctionAgainstFp64WithPerPartitionScaleAndBias) {
                        b = in_value(rig.get_before(bias, p), bias.dtype);
           const double u = ref_f32(ref_f32(x * sc) + b);  // two fp32 roundings: no fused multiply-add
           worst = std::max(worst,
-                           check_element(t, ref_f(t.f, u), rig.get(out, p, i1, i0), DType::kF32,
+                           check_element(t, ref::activation(t.f, u), rig.get(out, p, i1, i0), DType::kF32,
                                          std::string(isa::act_func_name(uint64_t(t.f))) + " u=" + std::to_string(u)));
         }
     std::printf("%-10s worst error %.3f of the tolerance (%g ulp + %g)\n", isa::act_func_name(uint64_t(t.f)), worst,
@@ -127,10 +103,10 @@ TEST(ScalarActivation, ImmediateScaleWithoutBiasIntoPsumAndBf16) {
     for (uint32_t i1 = 0; i1 < s.n1; ++i1)
       for (uint32_t i0 = 0; i0 < s.n0; ++i0) {
         const double x = in_value(rig.get_before(in, p, i1, i0), DType::kBf16);
-        check_element({ActFunc::kExp, 4, 0, 0, 0}, ref_f(ActFunc::kExp, ref_f32(x * -0.75)),
+        check_element({ActFunc::kExp, 4, 0, 0, 0}, ref::activation(ActFunc::kExp, ref_f32(x * -0.75)),
                       rig.get(to_psum, p, i1, i0), DType::kF32, "exp");
         // bf16 output: the fp32 result within 4 ulp, then rounded to 8 bits: 2^-8 relative.
-        check_element({ActFunc::kSigmoid, 4 + 0x1p15, 0, 0, 0}, ref_f(ActFunc::kSigmoid, ref_f32(x * 1.5)),
+        check_element({ActFunc::kSigmoid, 4 + 0x1p15, 0, 0, 0}, ref::activation(ActFunc::kSigmoid, ref_f32(x * 1.5)),
                       rig.get(to_bf16, p, i1, i0), DType::kBf16, "sigmoid bf16");
       }
 }

@@ -1,0 +1,173 @@
+// Linear layer kernel (matmul -> bias + activation on ScalarE -> residual add on VectorE -> store) end to
+// end on the emulated device, checked against the independent reference (tcemu/reference.h: the golden
+// matmul bit for bit, the activation in fp64 within its documented tolerance), and its profile: DMA,
+// TensorE, ScalarE and VectorE overlap in time, and the Perfetto trace agrees with the device's records
+// and counters. One device per process: each test runs in its own process (gtest_discover_tests).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "inproc_transport.h"
+#include "tcemu/error.h"
+#include "tcemu/kb/linear.h"
+#include "tcemu/reference.h"
+#include "tcemu/rt/profile.h"
+#include "tcemu/rt/runtime.h"
+#include "trace_checks.h"
+
+namespace tcemu {
+namespace {
+
+using isa::ActFunc;
+
+struct Case {
+  const char* config;
+  int m, n, k;
+  ActFunc act = ActFunc::kGeluTanh;
+  bool residual = true;
+};
+
+std::ostream& operator<<(std::ostream& os, const Case& c) {
+  return os << c.config << "_" << c.m << "x" << c.n << "x" << c.k << "_" << isa::act_func_name(uint64_t(c.act))
+            << (c.residual ? "_residual" : "");
+}
+
+std::vector<float> uniform(std::mt19937& rng, size_t n, float lo, float hi) {
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+struct LinearRun {
+  rt::RunResult result;
+  rt::TensorMap inputs;
+};
+
+// One emulated device (one per process) with its driver and runtime.
+struct Device {
+  explicit Device(const DeviceConfig& cfg) : transport(cfg), driver(transport), runtime(driver) {}
+  drv::InProcessTransport transport;
+  drv::Driver driver;
+  rt::Runtime runtime;
+};
+
+LinearRun run_linear(rt::Runtime& runtime, const DeviceConfig& cfg, const Case& c, bool profile = false,
+                     uint32_t seed = 1) {
+  auto lm = runtime.load(kb::build_linear(cfg, c.m, c.n, c.k, {c.act, c.residual}));
+  std::mt19937 rng(seed);
+  LinearRun r;
+  const float ws = 2.0f / std::sqrt(float(c.k));  // pre-activations of order 1, where gelu bends
+  r.inputs["xT"] = {{c.k, c.m}, uniform(rng, size_t(c.k) * c.m, -1, 1)};
+  r.inputs["w"] = {{c.k, c.n}, uniform(rng, size_t(c.k) * c.n, -ws, ws)};
+  r.inputs["b"] = {{c.n}, uniform(rng, size_t(c.n), -0.5f, 0.5f)};
+  if (c.residual) r.inputs["rT"] = {{c.n, c.m}, uniform(rng, size_t(c.n) * c.m, -1, 1)};
+  rt::RunOptions opts;
+  opts.profile = profile;
+  r.result = runtime.run(*lm, r.inputs, opts);
+  runtime.unload(*lm);
+  return r;
+}
+
+ref::Check check(const DeviceConfig& cfg, const Case& c, const LinearRun& r, std::vector<float> yT) {
+  const auto empty = std::span<const float>();
+  return ref::check_linear(c.m, c.n, c.k, cfg.rows, c.act, r.inputs.at("xT").data, r.inputs.at("w").data,
+                           r.inputs.at("b").data, c.residual ? std::span<const float>(r.inputs.at("rT").data) : empty,
+                           yT);
+}
+
+class Linear : public ::testing::TestWithParam<Case> {};
+
+TEST_P(Linear, MatchesTheReference) {
+  const Case& c = GetParam();
+  const DeviceConfig& cfg = find_config(c.config);
+  Device dev(cfg);
+  const LinearRun r = run_linear(dev.runtime, cfg, c);
+  const std::vector<float>& yT = r.result.outputs.at("yT").data;
+  ASSERT_EQ(yT.size(), size_t(c.m) * c.n);
+  const ref::Check ok = check(cfg, c, r, yT);
+  EXPECT_EQ(ok.checked, yT.size());
+  EXPECT_EQ(ok.mismatches, 0u) << ok.first_bad;
+  // The check can fail: one element off by 1 ulp (exact functions) or by 1e-4 (libm ones, whose
+  // tolerance is about 1e-6 relative) is caught.
+  std::vector<float> bad = yT;
+  const size_t at = bad.size() / 2;
+  bad[at] = ref::activation_tolerance(c.act).ulps > 0 ? bad[at] + 1e-4f : std::nextafter(bad[at], INFINITY);
+  EXPECT_EQ(check(cfg, c, r, bad).mismatches, 1u);
+}
+
+// Shapes: not multiples of the array, more than one m-tile (PSUM bank) and n-tile, K longer than the
+// array (PSUM accumulation), W resident in SBUF or streamed per n-tile (tc1-8 with 256 x 256 weights).
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, Linear,
+    ::testing::Values(Case{"tc1-16", 64, 48, 40}, Case{"tc1-16", 13, 7, 21}, Case{"tc1-16", 600, 20, 70},
+                      Case{"tc1-16", 100, 33, 50, ActFunc::kRelu, false},
+                      Case{"tc1-16", 70, 40, 33, ActFunc::kIdentity, true},
+                      Case{"tc1-16", 90, 17, 48, ActFunc::kGeluErf, false}, Case{"tc1-8", 64, 256, 256},
+                      Case{"tc1-8", 130, 12, 9, ActFunc::kSilu, true}, Case{"tc1-32", 200, 70, 100}),
+    [](const ::testing::TestParamInfo<Case>& i) {
+      std::ostringstream os;
+      os << i.param;
+      std::string s = os.str();
+      std::replace(s.begin(), s.end(), '-', '_');
+      return s;
+    });
+
+TEST(LinearPlan, StreamsWeightsWhenTheyDoNotFitAndNamesSizesWhenNothingFits) {
+  const DeviceConfig& cfg = find_config("tc1-8");
+  EXPECT_TRUE(kb::plan_linear(cfg, 64, 40, 64).w_resident);
+  EXPECT_FALSE(kb::plan_linear(cfg, 64, 256, 256).w_resident);
+  try {
+    kb::build_linear(cfg, 10, 200, 4000);
+    FAIL() << "K=4000 cannot fit a 16 KiB partition";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCapacity);
+    EXPECT_NE(std::string(e.what()).find("M=10 N=200 K=4000 does not fit tc1-8"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("16384 bytes"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(kb::build_linear(cfg, 0, 10, 10), Error);
+}
+
+// The acceptance kernel's profile: the four kinds of engine overlap, and its trace passes every check.
+TEST(LinearProfile, EnginesOverlapAndTheTraceAgreesWithRecordsAndCounters) {
+  const DeviceConfig& cfg = find_config("tc1-16");
+  const Case c{"tc1-16", 256, 64, 128};
+  Device dev(cfg);
+  const LinearRun r = run_linear(dev.runtime, cfg, c, true);
+  EXPECT_EQ(check(cfg, c, r, r.result.outputs.at("yT").data).mismatches, 0u);
+  ASSERT_TRUE(r.result.profile);
+  const rt::Profile& p = *r.result.profile;
+  EXPECT_EQ(p.info.records_dropped, 0u);
+  const test::TraceStats st = test::check_chrome_trace(p, cfg);
+  EXPECT_GT(st.waits, 0u);
+  const int te = isa::kEngineTensor + 1, se = isa::kEngineScalar + 1, ve = isa::kEngineVector + 1;
+  EXPECT_EQ(st.track_names.at(se), "ScalarE");
+  EXPECT_EQ(st.track_names.at(ve), "VectorE");
+  // 4 n-tiles: one activation and one residual add each (the other slices there are nops that wait).
+  size_t activations = 0, adds = 0;
+  for (const TraceRecord& rec : p.records) {
+    activations += rec.opcode == uint16_t(isa::Opcode::Activation);
+    adds += rec.opcode == uint16_t(isa::Opcode::TensorTensor);
+  }
+  EXPECT_EQ(activations, 4u);
+  EXPECT_EQ(adds, 4u);
+  // Overlap: ScalarE and VectorE work while TensorE runs the next tile's matmuls, and DMA moves data
+  // while TensorE computes.
+  std::vector<std::pair<uint64_t, uint64_t>> dma;
+  for (auto& [tid, v] : st.intervals)
+    if (tid > isa::kEngineDma0) dma.insert(dma.end(), v.begin(), v.end());
+  std::sort(dma.begin(), dma.end());
+  EXPECT_GT(test::overlap_cycles(st.intervals.at(se), st.intervals.at(te)), 0u);
+  EXPECT_GT(test::overlap_cycles(st.intervals.at(ve), st.intervals.at(te)), 0u);
+  EXPECT_GT(test::overlap_cycles(st.intervals.at(te), dma), 0u);
+  uint64_t macs = 0;
+  for (const TraceRecord& rec : p.records) macs += rec.macs;
+  EXPECT_EQ(macs, uint64_t(c.m) * c.n * c.k);
+  // The same inputs give the same cycles and the same trace.
+  const LinearRun again = run_linear(dev.runtime, cfg, c, true);
+  EXPECT_EQ(again.result.cycles, r.result.cycles);
+  EXPECT_EQ(again.result.profile->records, p.records);
+}
+
+}  // namespace
+}  // namespace tcemu
