@@ -62,6 +62,28 @@ TEST(Cli, GemmJsonIsBitExactAndDeterministic) {
   EXPECT_EQ(lines(a.out), 1) << "JSON output must be one object and nothing else: " << a.out;
 }
 
+TEST(Cli, LinearChecksAgainstTheReferenceAndWritesAProfile) {
+  const fs::path dir = temp_dir("linear");
+  const std::string trace = (dir / "t.json").string();
+  Result a = tcemu("linear --m 48 --n 40 --k 36 --config tc1-8 --act gelu_erf --json --profile " + trace);
+  Result b = tcemu("linear --m 48 --n 40 --k 36 --config tc1-8 --act gelu_erf --json");
+  ASSERT_EQ(a.status, 0) << a.out;
+  EXPECT_EQ(lines(a.out), 1) << a.out;
+  EXPECT_EQ(json_uint(a.out, "mismatches"), 0u) << a.out;
+  EXPECT_EQ(json_uint(a.out, "macs"), 48u * 40 * 36);
+  EXPECT_EQ(json_uint(a.out, "cycles"), json_uint(b.out, "cycles"));
+  EXPECT_NE(a.out.find("\"bound_by\""), std::string::npos) << a.out;
+  Result s = tcemu("profile summary " + trace);
+  ASSERT_EQ(s.status, 0) << s.out;
+  EXPECT_NE(s.out.find("ScalarE"), std::string::npos) << s.out;
+  EXPECT_NE(s.out.find("VectorE"), std::string::npos) << s.out;
+  Result bad = tcemu("linear --m 4 --n 4 --k 4 --act gelu");
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.out.find("--act: unknown function 'gelu' (one of identity, relu, gelu_tanh"), std::string::npos)
+      << bad.out;
+  fs::remove_all(dir);
+}
+
 TEST(Cli, InfoJson) {
   Result r = tcemu("info --config tc1-32 --json");
   ASSERT_EQ(r.status, 0) << r.out;
