@@ -1,5 +1,6 @@
 // The in-order sequencer shared by the DMA queues and the vector/scalar engines; semaphore blocking and
-// the deadlock watchdog; the trace unit and the performance counters every engine reports to.
+// the deadlock watchdog; the trace unit and the performance counters every engine reports to; the
+// notification FIFO that notify instructions of every engine post to.
 #include "tc1.h"
 
 namespace tcemu::emu {
@@ -17,7 +18,8 @@ void Tc1::run_sequencer(int engine, const Executor& exec) {
       if (token != job_token_) break;
       const uint64_t start = cycle();
       InstrStats stats;
-      if (in->opcode != Opcode::Nop && !exec(pc, *in, token, stats)) break;
+      if (in->opcode == Opcode::Notify) post_notification(engine, *in);
+      else if (in->opcode != Opcode::Nop && !exec(pc, *in, token, stats)) break;
       if (token != job_token_) break;
       record(engine, pc, *in, start, cycle(), waited, stats);
       signal(*in);
@@ -96,6 +98,15 @@ void Tc1::record(int engine, uint32_t pc, const Instr& in, uint64_t start, uint6
   uint8_t buf[kTraceRecordBytes];
   r.encode(std::span<uint8_t, kTraceRecordBytes>(buf, kTraceRecordBytes));
   hbm_.write(trace_addr_ + uint64_t(index) * kTraceRecordBytes, buf, kTraceRecordBytes);
+}
+
+void Tc1::post_notification(int engine, const Instr& in) {
+  if (notify_fifo_.size() < regs::kNotifyFifoDepth) {
+    notify_fifo_.push_back({uint32_t(in.tag), uint32_t(engine), running_seq_, cycle() - job_start_cycle_});
+  } else if (notify_dropped_ != UINT32_MAX) {
+    ++notify_dropped_;  // the host learns of the loss from the counter; the job goes on
+  }
+  raise_irq(regs::kIrqNotify);
 }
 
 void Tc1::clear_counters() {

@@ -201,6 +201,13 @@ class Tc1 : public sc_core::sc_module {
       case JOB_CYCLES_LO: return uint32_t(job_cycles_);
       case JOB_CYCLES_HI: return uint32_t(job_cycles_ >> 32);
       case TRACE_COUNT: return trace_count_;
+      case NOTIFY_COUNT: return uint32_t(notify_fifo_.size());
+      case NOTIFY_TAG: return notify_fifo_.empty() ? 0 : notify_fifo_.front().tag;
+      case NOTIFY_ENGINE: return notify_fifo_.empty() ? 0 : notify_fifo_.front().engine;
+      case NOTIFY_CYCLE_LO: return notify_fifo_.empty() ? 0 : uint32_t(notify_fifo_.front().cycle);
+      case NOTIFY_CYCLE_HI: return notify_fifo_.empty() ? 0 : uint32_t(notify_fifo_.front().cycle >> 32);
+      case NOTIFY_SEQ: return notify_fifo_.empty() ? 0 : notify_fifo_.front().seq;
+      case NOTIFY_DROPPED: return notify_dropped_;
       case TE_MACS_LO: return uint32_t(te_macs_);
       case TE_MACS_HI: return uint32_t(te_macs_ >> 32);
       case DMA_BYTES_LO: return uint32_t(dma_bytes_);
@@ -223,7 +230,7 @@ class Tc1 : public sc_core::sc_module {
         kick();
         break;
       case IRQ_STATUS: irq_status_ &= ~v; break;
-      case IRQ_MASK: irq_mask_ = v & (kIrqJobDone | kIrqFault); break;
+      case IRQ_MASK: irq_mask_ = v & kIrqAll; break;
       case RING_BASE_LO: ring_base_ = (ring_base_ & ~uint64_t(0xFFFFFFFF)) | v; break;
       case RING_BASE_HI: ring_base_ = (ring_base_ & 0xFFFFFFFFull) | (uint64_t(v) << 32); break;
       case RING_SIZE: ring_size_ = v; break;
@@ -231,6 +238,9 @@ class Tc1 : public sc_core::sc_module {
         if (v & 1u) clear_counters();
         break;
       case WATCHDOG_CYCLES: watchdog_cycles_ = v; break;
+      case NOTIFY_POP:
+        if ((v & 1u) && !notify_fifo_.empty()) notify_fifo_.pop_front();
+        break;
       case DOORBELL:
         ring_tail_ = v;
         kick();
@@ -256,6 +266,7 @@ class Tc1 : public sc_core::sc_module {
     clear_counters();
     engines_ = {};
     trace_count_ = 0, trace_cap_ = 0;
+    notify_fifo_.clear(), notify_dropped_ = 0;
     watchdog_cycles_ = regs::kDefaultWatchdogCycles;
     watchdog_ev_.cancel();
     te_->reset();
@@ -470,8 +481,15 @@ class Tc1 : public sc_core::sc_module {
   using Executor = std::function<bool(uint32_t pc, const Instr& in, uint64_t token, InstrStats& stats)>;
   // The in-order engine loop shared by the DMA queues and the vector and scalar engines: fetch, wait for
   // the semaphore, execute, signal; one trace record and counter update per instruction. `exec` is
-  // called for every opcode except nop (which completes as soon as its wait is met).
+  // called for every opcode except nop and notify (which complete as soon as their wait is met).
   void run_sequencer(int engine, const Executor& exec);
+
+  // ---- Notifications (sequencer.cpp) ------------------------------------------------------------------
+  // Executes `in`, a notify of `engine`, at the current cycle: appends {tag, engine, job cycle, job seq}
+  // to the notification FIFO, or counts it in NOTIFY_DROPPED when the FIFO holds kNotifyFifoDepth entries,
+  // and raises IRQ_STATUS.NOTIFY either way. Takes no time; the caller records and signals as for any
+  // instruction.
+  void post_notification(int engine, const Instr& in);
 
   // ---- Trace unit and performance counters (sequencer.cpp) ------------------------------------------
   // Called once per completed instruction. Cycles are absolute device cycles: issue = fetched and
@@ -566,6 +584,14 @@ class Tc1 : public sc_core::sc_module {
   std::array<EngineRegs, isa::kMaxEngines> engines_{};
   uint32_t watchdog_cycles_ = regs::kDefaultWatchdogCycles;
   sc_core::sc_event watchdog_ev_;
+
+  // Notification FIFO: kept across jobs (each entry names its job), cleared by reset.
+  struct Notification {
+    uint32_t tag = 0, engine = 0, seq = 0;
+    uint64_t cycle = 0;  // since its job started
+  };
+  std::deque<Notification> notify_fifo_;
+  uint32_t notify_dropped_ = 0;
 
   sc_core::sc_event cp_ev_, wake_ev_, sem_ev_, abort_ev_;  // abort_ev_: reset or fault
 };

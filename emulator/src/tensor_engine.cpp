@@ -170,7 +170,8 @@ void Tc1::tensor_engine() {
     while (token == job_token_) {
       // Fill the load slot: the next pass of the current instruction, else the next instruction. A NOP
       // completes here once its wait is met; a NOP that signals also waits for every earlier instruction
-      // to finish, so its signal means "all work before me is done".
+      // to finish, so its signal means "all work before me is done". A NOTIFY always does, so that the
+      // host hears of it only once the work before it is in PSUM.
       if (!loading && next_pass) {
         loading = std::move(next_pass);
         next_pass.reset();
@@ -181,8 +182,10 @@ void Tc1::tensor_engine() {
         engines_[engine].pc = next_pc;
         ++next_pc;
       }
-      if (loading && loading->in.opcode == Opcode::Nop) {
-        if (sem_ready(loading->in) && (!loading->in.signal_en || inflight.empty())) {
+      if (loading && (loading->in.opcode == Opcode::Nop || loading->in.opcode == Opcode::Notify)) {
+        const bool notify = loading->in.opcode == Opcode::Notify;
+        if (sem_ready(loading->in) && ((!loading->in.signal_en && !notify) || inflight.empty())) {
+          if (notify) post_notification(engine, loading->in);
           record(engine, loading->pc, loading->in, cycle(), cycle(), loading->waited, {});
           signal(loading->in);
           loading.reset();

@@ -591,8 +591,8 @@ TEST(ModelFileRejects, OpcodeNotAllowedOnTheEngine) {
   const size_t at = im.instr(2, 0);  // dma3's nop becomes a matmul (all its operand fields zero)
   im.b[at] = 0x20;
   im.fix_crc();
-  expect_error(im.b,
-               {hex(at), "field 'stream[2].instr[0]'", "engine dma3 instruction 0", "(nop, dma_copy)", "found matmul"});
+  expect_error(im.b, {hex(at), "field 'stream[2].instr[0]'", "engine dma3 instruction 0", "(nop, notify, dma_copy)",
+                      "found matmul"});
 }
 
 // ---- serialize() refuses what parse() would reject ----

@@ -213,6 +213,8 @@ enum class MatmulType : uint8_t { kBf16 = 0, kFp32 = 1 };
 // X(Name, code, engine class, mnemonic, summary)
 #define TCEMU_OPCODES(X)                                                                       \
   X(Nop, 0x01, EngineClass::kAny, "nop", "no operation; waits/signals semaphores only")       \
+  X(Notify, 0x02, EngineClass::kAny, "notify",                                                \
+    "post {tag, engine, cycle} to the notification FIFO and raise the NOTIFY interrupt")      \
   X(DmaCopy, 0x10, EngineClass::kDma, "dma_copy",                                             \
     "copy between HBM, SBUF and PSUM with a 4-D access pattern on both sides; optional dtype cast") \
   X(Matmul, 0x20, EngineClass::kTensor, "matmul",                                             \
@@ -236,6 +238,8 @@ struct Instr {
   // sem[signal_sem] += signal_value (or = signal_value when signal_set).
   uint64_t wait_en = 0, wait_sem = 0, wait_value = 0;
   uint64_t signal_en = 0, signal_set = 0, signal_sem = 0, signal_value = 0;
+  // notify
+  uint64_t tag = 0;
   // dma_copy (d3_count defaults to 1 so that builders of 3-D copies need not set it)
   uint64_t src = 0, dst = 0, bytes = 0, d1_count = 0, d2_count = 0;
   uint64_t src_d1_stride = 0, dst_d1_stride = 0, src_d2_stride = 0, dst_d2_stride = 0;
@@ -262,6 +266,7 @@ struct Instr {
   X(Invalid, signal_sem, 0, 24, 8, "semaphore updated on completion")                          \
   X(Invalid, wait_value, 7, 0, 32, "value the semaphore must reach")                          \
   X(Invalid, signal_value, 7, 32, 32, "value added (or set)")                                  \
+  X(Notify, tag, 1, 0, 32, "value delivered to the host")                                      \
   X(DmaCopy, src, 1, 0, 48, "source device address (space in bits 47:44)")                     \
   X(DmaCopy, dst, 2, 0, 48, "destination device address")                                      \
   X(DmaCopy, bytes, 3, 0, 32, "source bytes per innermost run (>= 1; cast: a multiple of the src_dtype size)") \

@@ -9,7 +9,7 @@
 namespace tcemu::regs {
 
 inline constexpr uint32_t kDeviceId = 0x54433101;  // "TC1" + revision 1
-inline constexpr uint32_t kVersionMajor = 1, kVersionMinor = 0;
+inline constexpr uint32_t kVersionMajor = 1, kVersionMinor = 1;  // 1.1: notification FIFO (NOTIFY_*)
 inline constexpr uint32_t kVersion = (kVersionMajor << 16) | kVersionMinor;
 inline constexpr uint32_t kBarBytes = 0x1000;
 
@@ -32,7 +32,7 @@ inline constexpr uint32_t kBarBytes = 0x1000;
   X(DMA_BYTES_PER_CYCLE, 0x038, RO, "peak bytes per cycle of one DMA queue")                         \
   X(CTRL, 0x040, RW, "bit0 RESET (self-clearing: aborts all work, clears state; HBM kept); bit1 ENABLE") \
   X(STATUS, 0x044, RO, "bit0 READY, bit1 BUSY (a job is running), bit2 FAULT (halted on a fault)")     \
-  X(IRQ_STATUS, 0x048, W1C, "bit0 JOB_DONE, bit1 FAULT; write 1 to clear")                           \
+  X(IRQ_STATUS, 0x048, W1C, "bit0 JOB_DONE, bit1 FAULT, bit2 NOTIFY (a notify executed); write 1 to clear") \
   X(IRQ_MASK, 0x04C, RW, "interrupt enables, same bits as IRQ_STATUS")                               \
   X(RING_BASE_LO, 0x060, RW, "command ring base (HBM byte address, 64-aligned), low word")           \
   X(RING_BASE_HI, 0x064, RW, "command ring base, high word")                                         \
@@ -53,6 +53,14 @@ inline constexpr uint32_t kBarBytes = 0x1000;
   X(JOB_CYCLES_LO, 0x0A8, RO, "cycles of the last completed job, low word")                         \
   X(JOB_CYCLES_HI, 0x0AC, RO, "cycles of the last completed job, high word")                        \
   X(TRACE_COUNT, 0x0B0, RO, "trace records the current/last job produced (written: min(count, capacity))") \
+  X(NOTIFY_COUNT, 0x0C0, RO, "notification FIFO: entries pending (0..64)")                         \
+  X(NOTIFY_TAG, 0x0C4, RO, "head entry: tag of the notify instruction (0 when the FIFO is empty)")    \
+  X(NOTIFY_ENGINE, 0x0C8, RO, "head entry: engine that executed the notify")                          \
+  X(NOTIFY_CYCLE_LO, 0x0CC, RO, "head entry: job cycle at which the notify completed, low word")      \
+  X(NOTIFY_CYCLE_HI, 0x0D0, RO, "head entry: job cycle, high word")                                   \
+  X(NOTIFY_SEQ, 0x0D4, RO, "head entry: sequence number of the job that posted it")                  \
+  X(NOTIFY_POP, 0x0D8, WO, "bit0: remove the head entry (no effect when the FIFO is empty)")         \
+  X(NOTIFY_DROPPED, 0x0DC, RO, "notifies dropped because the FIFO was full, since reset (saturates)") \
   X(PERF_CTRL, 0x100, WO, "bit0: clear the performance counters")                                   \
   X(TE_MACS_LO, 0x104, RO, "TensorE multiply-accumulates since the counters were cleared, low word") \
   X(TE_MACS_HI, 0x108, RO, "TensorE multiply-accumulates, high word")                               \
@@ -109,6 +117,8 @@ inline constexpr uint32_t kStatusFault = 1u << 2;
 // IRQ bits
 inline constexpr uint32_t kIrqJobDone = 1u << 0;
 inline constexpr uint32_t kIrqFault = 1u << 1;
+inline constexpr uint32_t kIrqNotify = 1u << 2;
+inline constexpr uint32_t kIrqAll = kIrqJobDone | kIrqFault | kIrqNotify;
 
 // X(NAME, code, description)
 #define TCEMU_FAULTS(X)                                                                  \
@@ -144,5 +154,7 @@ inline constexpr uint32_t kJobHeaderBytes = 40;
 inline constexpr uint32_t kJobStreamBytes = 16;
 inline constexpr uint32_t kNumSemaphores = 256;
 inline constexpr uint32_t kDefaultWatchdogCycles = 1'000'000;
+// Entries of the notification FIFO (NOTIFY_* registers; docs/registers.md, "Notifications").
+inline constexpr uint32_t kNotifyFifoDepth = 64;
 
 }  // namespace tcemu::regs
