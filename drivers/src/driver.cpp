@@ -87,7 +87,7 @@ void Driver::init_ring() {
   transport_.mmio_write(RING_BASE_LO, uint32_t(ring_addr_));
   transport_.mmio_write(RING_BASE_HI, uint32_t(ring_addr_ >> 32));
   transport_.mmio_write(RING_SIZE, ring_entries_);
-  transport_.mmio_write(IRQ_MASK, kIrqJobDone | kIrqFault);
+  transport_.mmio_write(IRQ_MASK, kIrqAll);
   transport_.mmio_write(CTRL, kCtrlEnable);
   tail_ = 0;
   completed_ = 0;
@@ -95,8 +95,9 @@ void Driver::init_ring() {
 }
 
 void Driver::reset() {
-  transport_.mmio_write(CTRL, kCtrlReset);
-  transport_.mmio_write(IRQ_STATUS, kIrqJobDone | kIrqFault);
+  transport_.mmio_write(CTRL, kCtrlReset);  // also empties the notification FIFO and NOTIFY_DROPPED
+  transport_.mmio_write(IRQ_STATUS, kIrqAll);
+  notifications_.clear();
   init_ring();
 }
 
@@ -206,11 +207,29 @@ uint64_t Driver::cycle() {
   return lo | (uint64_t(transport_.mmio_read(CYCLE_HI)) << 32);
 }
 
+void Driver::drain_notifications() {
+  for (uint32_t n = transport_.mmio_read(NOTIFY_COUNT); n > 0; --n) {
+    Notification x;
+    x.tag = transport_.mmio_read(NOTIFY_TAG);
+    x.engine = int(transport_.mmio_read(NOTIFY_ENGINE));
+    x.cycle = transport_.mmio_read(NOTIFY_CYCLE_LO) | (uint64_t(transport_.mmio_read(NOTIFY_CYCLE_HI)) << 32);
+    x.seq = transport_.mmio_read(NOTIFY_SEQ);
+    transport_.mmio_write(NOTIFY_POP, 1);
+    notifications_[x.seq].push_back(x);
+    if (notify_handler_) notify_handler_(x);
+  }
+}
+
 JobResult Driver::wait(uint32_t seq, uint64_t timeout_cycles, const Progress& progress) {
   const uint64_t start = cycle();
+  // Simulated time passes only inside wait_irq: every drop the counter gains from here on happened while
+  // this wait ran.
+  const uint32_t dropped_before = transport_.mmio_read(NOTIFY_DROPPED);
   for (;;) {
     // Acknowledge first, then look: an interrupt raised after this point stays pending for wait_irq.
-    transport_.mmio_write(IRQ_STATUS, kIrqJobDone);
+    // Notifications are drained before the fault check so that the handler sees those that came first.
+    transport_.mmio_write(IRQ_STATUS, kIrqJobDone | kIrqNotify);
+    drain_notifications();
     if (transport_.mmio_read(STATUS) & kStatusFault) throw read_fault();
     uint32_t done = transport_.mmio_read(COMPLETED_SEQ);
     if (int32_t(done - seq) >= 0) {
@@ -218,6 +237,11 @@ JobResult Driver::wait(uint32_t seq, uint64_t timeout_cycles, const Progress& pr
       r.seq = seq;
       r.cycles = transport_.mmio_read(JOB_CYCLES_LO) | (uint64_t(transport_.mmio_read(JOB_CYCLES_HI)) << 32);
       r.trace_count = transport_.mmio_read(TRACE_COUNT);
+      if (auto it = notifications_.find(seq); it != notifications_.end()) {
+        r.notifications = std::move(it->second);
+        notifications_.erase(it);
+      }
+      r.notifications_dropped = transport_.mmio_read(NOTIFY_DROPPED) - dropped_before;
       return r;
     }
     uint64_t elapsed = cycle() - start;

@@ -133,6 +133,8 @@ RunResult Runtime::run(LoadedModel& lm, const TensorMap& inputs, const RunOption
     throw;
   }
   result.cycles = jr.cycles;
+  result.notifications = std::move(jr.notifications);
+  result.notifications_dropped = jr.notifications_dropped;
   if (opts.profile) {
     Profile p;
     const drv::DeviceInfo& dev = driver_.info();

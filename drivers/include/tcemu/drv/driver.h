@@ -69,10 +69,23 @@ struct Job {
   uint32_t trace_capacity = 0;   // records that fit; the device counts, but does not write, the rest
 };
 
+// One notify instruction as the device reported it (docs/registers.md, "Notifications").
+struct Notification {
+  uint32_t tag = 0;    // the instruction's tag field
+  int engine = 0;      // isa engine id that executed it
+  uint64_t cycle = 0;  // cycle at which it completed, counted from its job's start (as trace records are)
+  uint32_t seq = 0;    // sequence number of its job
+  bool operator==(const Notification&) const = default;
+};
+
 struct JobResult {
   uint32_t seq = 0;
   uint64_t cycles = 0;       // device cycles from job start to completion (JOB_CYCLES)
   uint32_t trace_count = 0;  // records the job produced (TRACE_COUNT); min(count, capacity) were written
+  std::vector<Notification> notifications;  // the job's notify instructions, in the order the device posted them
+  // Notifies the device dropped (its FIFO was full) while this wait ran: the increase of NOTIFY_DROPPED,
+  // exact when one job is in flight (as JOB_CYCLES is).
+  uint32_t notifications_dropped = 0;
 };
 
 // Performance counters (cumulative since reset or clear_counters()).
@@ -111,8 +124,15 @@ class Driver {
   using Progress = std::function<void(uint64_t cycles_waited)>;
   static constexpr uint64_t kProgressSlice = 1 << 20;
 
+  // Called by wait() for each notification as it drains the device's FIFO (on the NOTIFY interrupt, and
+  // before returning or throwing), in FIFO order, with simulated time standing still. An exception it
+  // throws leaves wait() (the job keeps running; the notification is already in the driver's hands).
+  using NotifyHandler = std::function<void(const Notification&)>;
+  void set_notify_handler(NotifyHandler handler) { notify_handler_ = std::move(handler); }
+
   // Waits until job `seq` completes. Throws DeviceFault if the device faulted (the device then needs
-  // reset()), Error(kTimeout) if `timeout_cycles` device cycles pass without completion.
+  // reset()), Error(kTimeout) if `timeout_cycles` device cycles pass without completion. Notifications
+  // of other jobs drained meanwhile are kept for their own wait() (until reset()).
   JobResult wait(uint32_t seq, uint64_t timeout_cycles, const Progress& progress = {});
   // submit + wait.
   JobResult run(const Job& job, uint64_t timeout_cycles, const Progress& progress = {});
@@ -127,6 +147,8 @@ class Driver {
  private:
   void init_ring();
   DeviceFault read_fault();
+  // Moves every entry of the device's notification FIFO into notifications_, calling the handler.
+  void drain_notifications();
 
   Transport& transport_;
   DeviceInfo info_;
@@ -135,6 +157,8 @@ class Driver {
   uint64_t ring_addr_ = 0, desc_addr_ = 0;
   uint32_t ring_entries_ = 0;
   uint32_t tail_ = 0, next_seq_ = 1, completed_ = 0;
+  NotifyHandler notify_handler_;
+  std::map<uint32_t, std::vector<Notification>> notifications_;  // drained, by job seq, not yet returned
 };
 
 }  // namespace tcemu::drv

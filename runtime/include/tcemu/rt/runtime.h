@@ -36,6 +36,8 @@ class LoadedModel {
 struct RunResult {
   uint64_t cycles = 0;  // device cycles of the job
   TensorMap outputs;
+  std::vector<drv::Notification> notifications;  // the job's notify instructions, in the order they were posted
+  uint32_t notifications_dropped = 0;            // notifies lost to a full device FIFO (drv::JobResult)
   std::optional<Profile> profile;  // with RunOptions::profile
 };
 
