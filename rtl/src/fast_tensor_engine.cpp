@@ -1,0 +1,491 @@
+// The fast tensor engine (fast_tensor_engine.h): the controller of rtl/tc_tensor_engine.sv mirrored
+// register for register, the array replaced by a whole-column computation at the accepting edge and a
+// delay line. docs/rtl.md ("The fast model") is the reference; the comments here say why it is exact.
+#include "tcemu/rtl/fast_tensor_engine.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "tcemu/error.h"
+#include "tcemu/numerics.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#include <immintrin.h>
+#define TCEMU_FAST_TE_X86 1
+#endif
+
+namespace tcemu::rtl {
+namespace {
+
+// ---- When is fp32 FMA exact? -----------------------------------------------------------------------------
+//
+// A normal bf16 value with biased exponent field E (1..254) is m * 2^(E - 134) with an integer m in
+// [128, 255]. A product of two is mw*mx * 2^(S - 268), S = Ew + Ex, and lies in [2^(S-254), 2^(S-252)).
+//  - No product reaches 2^128 (where the engine's product becomes inf but an FMA's does not) if S <= 380.
+//  - Every product is an integer multiple of 2^(Smin - 268), Smin the least S of the column's nonzero
+//    products, and so is every rounded partial sum (rounding a multiple of 2^q to fp32 either keeps it or
+//    moves it to a grid coarser than 2^q). A nonzero partial sum is therefore at least 2^(Smin - 268) in
+//    magnitude: with Smin >= 142 no product and no partial sum falls below 2^-126, so the engine never
+//    flushes (FTZ) and the host never sees a subnormal.
+// Under both bounds, with no inf/NaN operand and subnormal operands read as zero (done when converting
+// to float), every step is acc = RN(acc + p) with p exact in fp32: an FMA, or a multiply then an add, gives
+// the engine's fp32_add bits, including signed zeros (the sum starts at +0; x + (-x) = +0 in both) and a
+// sum's overflow to inf (round to nearest even in both; inf + finite = inf).
+//
+// The test is on exponent ranges: per weight column c and prefix of rows 0..k-1, the least and greatest
+// exponent of its nonzero weights (precomputed per bank); per moving column, the same over its k enabled
+// elements. Products are bounded by sums of those. Zero operands produce no product (exact in both);
+// inf/NaN get sentinels that fail the test whatever the other side holds (0 * inf = NaN).
+constexpr int kMinExpSum = 142;
+constexpr int kMaxExpSum = 380;
+constexpr int16_t kZeroLo = 1000;      // a zero: passes lo + other_lo >= 142 with any finite other side
+constexpr int16_t kZeroHi = -1000;     //         and hi + other_hi <= 380 with any
+constexpr int16_t kSpecialLo = -1000;  // inf or NaN: fails lo + other_lo >= 142 (also against a zero)
+constexpr int16_t kSpecialHi = 1000;
+
+struct ExpRange {
+  int16_t lo;
+  int16_t hi;
+};
+
+inline ExpRange exp_range(uint16_t b) {
+  const int e = (b >> 7) & 0xFF;
+  if (e == 0) return {kZeroLo, kZeroHi};  // zero or subnormal (read as zero)
+  if (e == 0xFF) return {kSpecialLo, kSpecialHi};
+  return {static_cast<int16_t>(e), static_cast<int16_t>(e)};
+}
+
+inline bool fast_ok(int w_lo, int w_hi, int x_lo, int x_hi) {
+  return w_lo + x_lo >= kMinExpSum && w_hi + x_hi <= kMaxExpSum;
+}
+
+// bf16 -> fp32 with subnormals read as zero of their sign (the engine's DAZ).
+inline float daz_f32(uint16_t b) {
+  const uint32_t u = (b & 0x7F80u) != 0 ? static_cast<uint32_t>(b) << 16 : static_cast<uint32_t>(b & 0x8000u) << 16;
+  return std::bit_cast<float>(u);
+}
+
+// ---- Vector kernels ----------------------------------------------------------------------------------------
+//
+// out[c] = +0 (+) w[0][c]*x[0] (+) ... (+) w[k-1][c]*x[k-1] for c < width, each step one FMA or a multiply
+// then an add (the same bits under the exactness test). w: rows of `stride` floats; width a multiple of 16;
+// w and out 64-byte aligned. Each kernel keeps a block of outputs in registers and walks the rows once per
+// block.
+using KernelFn = void (*)(const float* w, size_t stride, int k, const float* x, int width, float* out);
+
+constexpr int kPad = 16;  // floats: the row stride and the kernels' width are multiples of this (64 bytes)
+
+void kernel_generic(const float* w, size_t stride, int k, const float* x, int width, float* out) {
+  for (int c0 = 0; c0 < width; c0 += kPad) {
+    float acc[kPad] = {};
+    const float* wr = w + c0;
+    for (int r = 0; r < k; ++r, wr += stride) {
+      const float xr = x[r];
+      for (int i = 0; i < kPad; ++i) acc[i] += wr[i] * xr;
+    }
+    std::memcpy(out + c0, acc, sizeof acc);
+  }
+}
+
+#ifdef TCEMU_FAST_TE_X86
+
+template <int V>
+[[gnu::target("avx2,fma"), gnu::always_inline]] inline void block_avx2(const float* w, size_t stride, int k,
+                                                                       const float* x, float* out) {
+  __m256 acc[V];
+  for (int v = 0; v < V; ++v) acc[v] = _mm256_setzero_ps();
+  for (int r = 0; r < k; ++r, w += stride) {
+    const __m256 xr = _mm256_broadcast_ss(x + r);
+    for (int v = 0; v < V; ++v) acc[v] = _mm256_fmadd_ps(_mm256_load_ps(w + 8 * v), xr, acc[v]);
+  }
+  for (int v = 0; v < V; ++v) _mm256_store_ps(out + 8 * v, acc[v]);
+}
+
+[[gnu::target("avx2,fma")]] void kernel_avx2(const float* w, size_t stride, int k, const float* x, int width,
+                                             float* out) {
+  int c = 0;
+  for (; c + 64 <= width; c += 64) block_avx2<8>(w + c, stride, k, x, out + c);
+  if (c + 32 <= width) {
+    block_avx2<4>(w + c, stride, k, x, out + c);
+    c += 32;
+  }
+  if (c < width) block_avx2<2>(w + c, stride, k, x, out + c);
+}
+
+template <int V>
+[[gnu::target("avx512f"), gnu::always_inline]] inline void block_avx512(const float* w, size_t stride, int k,
+                                                                        const float* x, float* out) {
+  __m512 acc[V];
+  for (int v = 0; v < V; ++v) acc[v] = _mm512_setzero_ps();
+  for (int r = 0; r < k; ++r, w += stride) {
+    const __m512 xr = _mm512_set1_ps(x[r]);
+    for (int v = 0; v < V; ++v) acc[v] = _mm512_fmadd_ps(_mm512_load_ps(w + 16 * v), xr, acc[v]);
+  }
+  for (int v = 0; v < V; ++v) _mm512_store_ps(out + 16 * v, acc[v]);
+}
+
+[[gnu::target("avx512f")]] void kernel_avx512(const float* w, size_t stride, int k, const float* x, int width,
+                                              float* out) {
+  int c = 0;
+  for (; c + 128 <= width; c += 128) block_avx512<8>(w + c, stride, k, x, out + c);
+  if (c + 64 <= width) {
+    block_avx512<4>(w + c, stride, k, x, out + c);
+    c += 64;
+  }
+  if (c + 32 <= width) {
+    block_avx512<2>(w + c, stride, k, x, out + c);
+    c += 32;
+  }
+  if (c < width) block_avx512<1>(w + c, stride, k, x, out + c);
+}
+
+bool has_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f");
+}
+bool has_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+#endif  // TCEMU_FAST_TE_X86
+
+bool always() { return true; }
+
+struct KernelEntry {
+  std::string_view name;
+  KernelFn fn;
+  bool (*supported)();
+};
+
+// Fastest first.
+constexpr KernelEntry kKernels[] = {
+#ifdef TCEMU_FAST_TE_X86
+    {"avx512", &kernel_avx512, &has_avx512},
+    {"avx2", &kernel_avx2, &has_avx2},
+#endif
+    {"generic", &kernel_generic, &always},
+};
+
+// ---- 64-byte aligned, zero-initialised float arrays ----------------------------------------------------------
+
+struct FreeDeleter {
+  void operator()(float* p) const { std::free(p); }
+};
+using AlignedFloats = std::unique_ptr<float[], FreeDeleter>;
+
+AlignedFloats aligned_floats(size_t n) {
+  const size_t bytes = std::max<size_t>(64, (n * sizeof(float) + 63) / 64 * 64);
+  auto* p = static_cast<float*>(std::aligned_alloc(64, bytes));
+  if (p == nullptr) throw std::bad_alloc();
+  std::memset(p, 0, bytes);
+  return AlignedFloats(p);
+}
+
+// ---- The engine ---------------------------------------------------------------------------------------------
+
+class FastEngine final : public FastTensorEngine {
+ public:
+  FastEngine(int rows, int cols)
+      : rows_(rows),
+        cols_(cols),
+        lat_(tensor_engine_latency(rows, cols)),
+        stride_((cols + kPad - 1) / kPad * kPad),
+        wl_data_(cols),
+        mv_bits_(rows),
+        xf_(aligned_floats(rows)),
+        stage_(lat_ + 1),
+        results_(aligned_floats(static_cast<size_t>(lat_ + 1) * stride_)) {
+    for (Bank& b : bank_) {
+      b.w = aligned_floats(static_cast<size_t>(rows) * stride_);
+      b.bits.resize(static_cast<size_t>(rows) * cols);
+      b.lo.resize(static_cast<size_t>(rows) * cols);
+      b.hi.resize(static_cast<size_t>(rows) * cols);
+      b.all_lo.resize(rows);
+      b.all_hi.resize(rows);
+    }
+    select_kernel(supported_fast_kernels().front());
+    reset();
+  }
+
+  int rows() const override { return rows_; }
+  int cols() const override { return cols_; }
+  int latency() const override { return lat_; }
+
+  // The RTL's reset: both banks +0, active bank 0, pipeline empty; the adapter also clears the inputs and
+  // the cycle count.
+  void reset() override {
+    for (Bank& b : bank_) {
+      std::memset(b.w.get(), 0, static_cast<size_t>(rows_) * stride_ * sizeof(float));
+      std::fill(b.bits.begin(), b.bits.end(), uint16_t{0});
+      b.stale = true;
+    }
+    active_ = 0;
+    std::fill(stage_.begin(), stage_.end(), Stage{});
+    head_ = 0;
+    out_ = 1;
+    in_flight_[0] = in_flight_[1] = 0;
+    wl_valid_ = false;
+    wl_row_ = 0;
+    std::fill(wl_data_.begin(), wl_data_.end(), uint16_t{0});
+    mv_valid_ = false;
+    mv_first_ = false;
+    mv_k_ = 0;
+    std::fill(mv_bits_.begin(), mv_bits_.end(), uint16_t{0});
+    mv_prepared_ = false;
+    cycle_ = 0;
+  }
+
+  void set_wload(bool valid, int row, const uint16_t* data) override {
+    if (valid && (row < 0 || row >= rows_ || data == nullptr)) {
+      throw std::out_of_range(
+          fmt::format("fast tensor engine {}x{}: set_wload(valid, row={}, data={}): row must be "
+                      "in 0..{} and data non-null",
+                      rows_, cols_, row, data ? "set" : "null", rows_ - 1));
+    }
+    wl_valid_ = valid;
+    wl_row_ = valid ? row : 0;
+    if (data != nullptr) std::copy(data, data + cols_, wl_data_.begin());
+  }
+
+  void set_moving(bool valid, bool first, int k, const uint16_t* data) override {
+    if (valid && (k < 1 || k > rows_ || data == nullptr)) {
+      throw std::out_of_range(
+          fmt::format("fast tensor engine {}x{}: set_moving(valid, k={}, data={}): k must be in "
+                      "1..{} and data non-null",
+                      rows_, cols_, k, data ? "set" : "null", rows_));
+    }
+    mv_valid_ = valid;
+    mv_first_ = first;
+    mv_k_ = valid ? k : 0;
+    if (data != nullptr) std::copy(data, data + rows_, mv_bits_.begin());
+    mv_prepared_ = false;
+  }
+
+  // One rising edge of tc_tensor_engine (the falling edge changes nothing).
+  void tick() override {
+    // The weight row goes into the shadow bank (wload_bank_i = ~active_q) before the column accepted at
+    // this edge reads it: at a `first` edge that is the column's bank.
+    const int shadow = active_ ^ 1;
+    if (wl_valid_) write_row(bank_[shadow], wl_row_, wl_data_.data());
+    const int col_bank = mv_first_ ? shadow : active_;  // col_bank in the RTL
+    if (mv_valid_ && mv_first_) active_ = shadow;
+
+    // The delay line holds the columns accepted at the last lat_ + 1 edges (vld_q/bank_q[0..L] in the RTL);
+    // entry head_ is stage 0. Advancing reuses the entry that was at stage L, and the column at stage L-1
+    // moves to L: its last multiply is done, it no longer holds its bank.
+    head_ = head_ == lat_ ? 0 : head_ + 1;
+    out_ = head_ == lat_ ? 0 : head_ + 1;
+    if (stage_[out_].valid) --in_flight_[stage_[out_].bank];
+    stage_[head_] = Stage{mv_valid_, static_cast<uint8_t>(col_bank)};
+    if (mv_valid_) {
+      ++in_flight_[col_bank];
+      compute(bank_[col_bank], results_.get() + static_cast<size_t>(head_) * stride_);
+    }
+    ++cycle_;
+  }
+
+  bool out_valid() const override { return stage_[out_].valid; }
+
+  // An empty pipeline slot carries +0 down every column of the array (no row enabled), so the RTL's
+  // out_data_o is all zeros whenever out_valid_o is low.
+  void out_data(uint32_t* dst) const override {
+    if (stage_[out_].valid) {
+      std::memcpy(dst, results_.get() + static_cast<size_t>(out_) * stride_, static_cast<size_t>(cols_) * 4);
+    } else {
+      std::fill(dst, dst + cols_, 0u);
+    }
+  }
+
+  bool wload_ready() const override { return in_flight_[active_ ^ 1] == 0; }
+  bool busy() const override { return in_flight_[0] + in_flight_[1] > 0 || stage_[out_].valid; }
+  uint64_t cycle() const override { return cycle_; }
+
+  void trace_open(const std::string& fst_path) override {
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("fast tensor engine {}x{}: trace_open(\"{}\"): the fast model has no waveforms; dump "
+                            "them from the verilated model (make_tensor_engine)",
+                            rows_, cols_, fst_path));
+  }
+  void trace_close() override {}
+  void set_trace_cycle(uint64_t) override {}
+
+  FastTensorEngineStats stats() const override { return stats_; }
+  void clear_stats() override { stats_ = {}; }
+  void set_force_exact(bool force) override { force_exact_ = force; }
+  std::string_view kernel() const override { return kernel_name_; }
+
+  void select_kernel(std::string_view name) override {
+    for (const KernelEntry& e : kKernels) {
+      if (e.name == name && e.supported()) {
+        kernel_ = e.fn;
+        kernel_name_ = e.name;
+        return;
+      }
+    }
+    std::string list;
+    for (std::string_view s : supported_fast_kernels()) list += fmt::format("{}{}", list.empty() ? "" : ", ", s);
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("fast tensor engine {}x{}: select_kernel(\"{}\"): not a kernel this host supports; "
+                            "supported: {}",
+                            rows_, cols_, name, list));
+  }
+
+ private:
+  struct Bank {
+    AlignedFloats w;              // [rows][stride_]: the weights as fp32, subnormals as zero, padding +0
+    std::vector<uint16_t> bits;   // [rows][cols]: the bf16 patterns, for the exact path
+    std::vector<int16_t> lo, hi;  // [rows][cols]: exponent range of W[0..r][c] (see exp_range)
+    std::vector<int16_t> all_lo;  // [rows]: exponent range of W[0..r][all columns]
+    std::vector<int16_t> all_hi;
+    bool stale = true;  // lo/hi/all_* need recomputing after a write
+  };
+
+  struct Stage {
+    bool valid = false;
+    uint8_t bank = 0;
+  };
+
+  void write_row(Bank& b, int r, const uint16_t* data) {
+    float* w = b.w.get() + static_cast<size_t>(r) * stride_;
+    uint16_t* bits = b.bits.data() + static_cast<size_t>(r) * cols_;
+    for (int c = 0; c < cols_; ++c) {
+      bits[c] = data[c];
+      w[c] = daz_f32(data[c]);
+    }
+    b.stale = true;
+  }
+
+  // Prefix exponent ranges, once per bank contents (a bank is written only while no column uses it).
+  void analyse(Bank& b) {
+    for (int r = 0; r < rows_; ++r) {
+      const size_t row = static_cast<size_t>(r) * cols_;
+      int16_t all_lo = kZeroLo;  // lo/hi are prefix ranges already
+      int16_t all_hi = kZeroHi;
+      for (int c = 0; c < cols_; ++c) {
+        const ExpRange e = exp_range(b.bits[row + c]);
+        const int16_t lo = r ? std::min(b.lo[row - cols_ + c], e.lo) : e.lo;
+        const int16_t hi = r ? std::max(b.hi[row - cols_ + c], e.hi) : e.hi;
+        b.lo[row + c] = lo;
+        b.hi[row + c] = hi;
+        all_lo = std::min(all_lo, lo);
+        all_hi = std::max(all_hi, hi);
+      }
+      b.all_lo[r] = all_lo;
+      b.all_hi[r] = all_hi;
+    }
+    b.stale = false;
+  }
+
+  // The moving inputs as fp32 (subnormals as zero) and the exponent range of the k enabled elements.
+  void prepare_moving() {
+    float* x = xf_.get();
+    int16_t lo = kZeroLo;
+    int16_t hi = kZeroHi;
+    for (int r = 0; r < rows_; ++r) x[r] = daz_f32(mv_bits_[r]);
+    for (int r = 0; r < mv_k_; ++r) {
+      const ExpRange e = exp_range(mv_bits_[r]);
+      lo = std::min(lo, e.lo);
+      hi = std::max(hi, e.hi);
+    }
+    x_lo_ = lo;
+    x_hi_ = hi;
+    mv_prepared_ = true;
+  }
+
+  // The result of the moving column on the inputs, with bank b, into out (stride_ floats, fp32 bits).
+  void compute(Bank& b, float* out) {
+    if (b.stale) analyse(b);
+    if (!mv_prepared_) prepare_moving();
+    const int k = mv_k_;
+    kernel_(b.w.get(), static_cast<size_t>(stride_), k, xf_.get(), stride_, out);
+    ++stats_.columns;
+    const size_t last = static_cast<size_t>(k - 1);
+    if (!force_exact_ && fast_ok(b.all_lo[last], b.all_hi[last], x_lo_, x_hi_)) {
+      ++stats_.columns_fast;
+      return;
+    }
+    // Some element may flush, overflow or meet inf/NaN: recompute those with the engine's arithmetic.
+    const int16_t* lo = b.lo.data() + last * cols_;
+    const int16_t* hi = b.hi.data() + last * cols_;
+    uint64_t exact = 0;
+    for (int c = 0; c < cols_; ++c) {
+      if (!force_exact_ && fast_ok(lo[c], hi[c], x_lo_, x_hi_)) continue;
+      uint32_t acc = 0;  // +0
+      for (int r = 0; r < k; ++r) {
+        acc = num::golden_add(acc, num::golden_mul(b.bits[static_cast<size_t>(r) * cols_ + c], mv_bits_[r]));
+      }
+      std::memcpy(out + c, &acc, sizeof acc);
+      ++exact;
+    }
+    if (exact == 0) {
+      ++stats_.columns_fast;
+    } else {
+      ++stats_.columns_exact;
+      stats_.elements_exact += exact;
+    }
+  }
+
+  const int rows_;
+  const int cols_;
+  const int lat_;
+  const int stride_;  // floats per weight row and per result, cols_ rounded up to kPad
+
+  // Inputs: wires that keep their values until set again.
+  bool wl_valid_ = false;
+  int wl_row_ = 0;
+  std::vector<uint16_t> wl_data_;
+  bool mv_valid_ = false;
+  bool mv_first_ = false;
+  int mv_k_ = 0;
+  std::vector<uint16_t> mv_bits_;
+
+  // Derived from the moving inputs (prepare_moving), valid while mv_prepared_.
+  bool mv_prepared_ = false;
+  AlignedFloats xf_;
+  int x_lo_ = kZeroLo;
+  int x_hi_ = kZeroHi;
+
+  // Engine state.
+  Bank bank_[2];
+  int active_ = 0;            // active_q
+  std::vector<Stage> stage_;  // [lat_ + 1] ring: vld_q/bank_q by stage, entry head_ = stage 0
+  AlignedFloats results_;     // [lat_ + 1][stride_]: the result of each entry's column
+  int head_ = 0;
+  int out_ = 1;                // entry at stage lat_ (on the outputs)
+  int in_flight_[2] = {0, 0};  // valid entries in stages 0..lat_-1 per bank
+  uint64_t cycle_ = 0;
+
+  KernelFn kernel_ = &kernel_generic;
+  std::string_view kernel_name_ = "generic";
+  bool force_exact_ = false;
+  FastTensorEngineStats stats_;
+};
+
+}  // namespace
+
+std::vector<std::string_view> supported_fast_kernels() {
+  std::vector<std::string_view> names;
+  for (const KernelEntry& e : kKernels) {
+    if (e.supported()) names.push_back(e.name);
+  }
+  return names;
+}
+
+std::unique_ptr<FastTensorEngine> make_fast_tensor_engine(int rows, int cols) {
+  if (rows < 2 || cols < 2) {
+    throw std::invalid_argument(fmt::format(
+        "make_fast_tensor_engine: a tensor engine of size {}x{} (rows x cols) is not possible; rows and cols must "
+        "both be at least 2",
+        rows, cols));
+  }
+  return std::make_unique<FastEngine>(rows, cols);
+}
+
+}  // namespace tcemu::rtl
