@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "tcemu/error.h"
@@ -18,6 +20,10 @@ namespace {
 constexpr int kProfileFormat = 1;
 constexpr int kWaitTrackBase = 100;  // tid of engine e's semaphore-wait track: kWaitTrackBase + e
 constexpr int kCounterBuckets = 200;
+// Occupancy counter tracks: one event per OccupancySample on each, the value in KiB (bytes / 1024, exact in
+// a double); profile_from_chrome_json recovers bytes and cycles exactly from value and ts.
+constexpr const char* kSbufLiveCounter = "SBUF live KiB";
+constexpr const char* kPsumLiveCounter = "PSUM live KiB";
 
 std::string mnemonic(uint16_t opcode) {
   const isa::OpcodeInfo* o = isa::find_opcode(uint8_t(opcode));
@@ -72,6 +78,10 @@ Summary summarize(const Profile& p, size_t slowest) {
   for (const auto& e : s.engines)
     if (!top || e.busy > top->busy) top = &e;
   s.bound_by = top ? fmt::format("{} ({:.1f}% busy)", top->name, 100.0 * top->busy_fraction) : "nothing ran";
+  for (const OccupancySample& o : p.occupancy) {
+    if (o.sbuf_bytes > s.sbuf_peak_live_bytes) s.sbuf_peak_live_bytes = o.sbuf_bytes, s.sbuf_peak_cycle = o.cycle;
+    if (o.psum_bytes > s.psum_peak_live_bytes) s.psum_peak_live_bytes = o.psum_bytes, s.psum_peak_cycle = o.cycle;
+  }
   return s;
 }
 
@@ -89,6 +99,15 @@ std::string format_summary(const Summary& s) {
                    s.dma_peak_bytes_per_cycle,
                    s.dma_peak_bytes_per_cycle > 0 ? 100.0 * s.dma_bytes_per_cycle / s.dma_peak_bytes_per_cycle : 0.0,
                    s.dma_bytes);
+  auto live = [&](const char* what, uint64_t peak, uint64_t capacity, uint64_t cycle) {
+    o += fmt::format("  {} live peak       {:.1f} KiB", what, double(peak) / 1024);
+    if (capacity)
+      o += fmt::format(" of {:.0f} KiB ({:.1f}%)", double(capacity) / 1024, 100.0 * double(peak) / double(capacity));
+    if (peak) o += fmt::format(" at cycle {}", cycle);
+    o += "\n";
+  };
+  if (i.sbuf_bytes || s.sbuf_peak_live_bytes) live("SBUF", s.sbuf_peak_live_bytes, i.sbuf_bytes, s.sbuf_peak_cycle);
+  if (i.psum_bytes || s.psum_peak_live_bytes) live("PSUM", s.psum_peak_live_bytes, i.psum_bytes, s.psum_peak_cycle);
   o += fmt::format("  bound by             {}\n", s.bound_by);
   if (i.records_dropped) o += fmt::format("  note: {} trace records did not fit the trace buffer\n", i.records_dropped);
   if (!s.slowest.empty()) o += "  slowest instructions:\n";
@@ -110,6 +129,12 @@ std::string summary_json(const Summary& s) {
   j["dma_bytes"] = s.dma_bytes;
   j["dma_bytes_per_cycle"] = s.dma_bytes_per_cycle;
   j["dma_peak_bytes_per_cycle"] = s.dma_peak_bytes_per_cycle;
+  j["sbuf_bytes"] = s.info.sbuf_bytes;
+  j["psum_bytes"] = s.info.psum_bytes;
+  j["sbuf_peak_live_bytes"] = s.sbuf_peak_live_bytes;
+  j["psum_peak_live_bytes"] = s.psum_peak_live_bytes;
+  j["sbuf_peak_cycle"] = s.sbuf_peak_cycle;
+  j["psum_peak_cycle"] = s.psum_peak_cycle;
   j["bound_by"] = s.bound_by;
   j["records_dropped"] = s.info.records_dropped;
   j["engines"] = json::array();
@@ -179,10 +204,17 @@ std::string chrome_trace_json(const Profile& p) {
     events.push_back({{"ph", "C"}, {"pid", 1}, {"name", "DMA bandwidth B/cycle"}, {"ts", us(b * bucket)},
                       {"args", {{"value", bytes[b] / double(bucket)}}}});
   }
+  for (const OccupancySample& o : p.occupancy) {
+    events.push_back({{"ph", "C"}, {"pid", 1}, {"name", kSbufLiveCounter}, {"ts", us(o.cycle)},
+                      {"args", {{"value", double(o.sbuf_bytes) / 1024}}}});
+    events.push_back({{"ph", "C"}, {"pid", 1}, {"name", kPsumLiveCounter}, {"ts", us(o.cycle)},
+                      {"args", {{"value", double(o.psum_bytes) / 1024}}}});
+  }
   json other = {{"tcemu_profile_format", kProfileFormat}, {"model", p.info.model},     {"config", p.info.config},
                 {"rows", p.info.rows},                    {"cols", p.info.cols},       {"dma_queues", p.info.dma_queues},
                 {"clock_mhz", p.info.clock_mhz},          {"dma_bytes_per_cycle", p.info.dma_bytes_per_cycle},
-                {"cycles", p.info.cycles},                {"records_dropped", p.info.records_dropped}};
+                {"cycles", p.info.cycles},                {"records_dropped", p.info.records_dropped},
+                {"sbuf_bytes", p.info.sbuf_bytes},        {"psum_bytes", p.info.psum_bytes}};
   if (!p.counter_busy.empty()) other["counter_busy_cycles"] = p.counter_busy;
   json doc = {{"traceEvents", events}, {"displayTimeUnit", "ns"}, {"otherData", other}};
   return doc.dump(1);
@@ -212,7 +244,20 @@ Profile profile_from_chrome_json(const std::string& text, const std::string& sou
     p.info.cycles = need(other, "cycles", "otherData").get<uint64_t>();
     p.info.records_dropped = need(other, "records_dropped", "otherData").get<uint64_t>();
     if (other.contains("counter_busy_cycles")) p.counter_busy = other.at("counter_busy_cycles").get<std::vector<uint64_t>>();
+    // Optional (files written before occupancy counters existed lack them).
+    p.info.sbuf_bytes = other.value("sbuf_bytes", uint64_t(0));
+    p.info.psum_bytes = other.value("psum_bytes", uint64_t(0));
+    const double mhz = p.info.clock_mhz ? double(p.info.clock_mhz) : 1.0;
+    std::map<uint64_t, std::pair<std::optional<uint64_t>, std::optional<uint64_t>>> live;  // cycle -> sbuf, psum
     for (const json& e : need(doc, "traceEvents", "the file")) {
+      const std::string name = e.value("name", "");
+      if (e.value("ph", "") == "C" && (name == kSbufLiveCounter || name == kPsumLiveCounter)) {
+        const double ts = need(e, "ts", "a counter event").get<double>();
+        const double kib = need(need(e, "args", "a counter event"), "value", "a counter's args").get<double>();
+        auto& slot = live[uint64_t(std::llround(ts * mhz))];
+        (name == kSbufLiveCounter ? slot.first : slot.second) = uint64_t(std::llround(kib * 1024));
+        continue;
+      }
       if (e.value("ph", "") != "X" || e.value("cat", "") != "instruction") continue;
       const json& a = need(e, "args", "an instruction slice");
       TraceRecord r;
@@ -229,6 +274,14 @@ Profile profile_from_chrome_json(const std::string& text, const std::string& sou
       r.signal_sem = a.at("signal_sem").get<uint32_t>();
       p.records.push_back(r);
       p.operands.push_back(a.value("operands", ""));
+    }
+    // Each track holds its value until its next event.
+    OccupancySample now;
+    for (const auto& [cycle, v] : live) {
+      now.cycle = cycle;
+      if (v.first) now.sbuf_bytes = *v.first;
+      if (v.second) now.psum_bytes = *v.second;
+      p.occupancy.push_back(now);
     }
     return p;
   } catch (const json::exception& e) {

@@ -8,6 +8,7 @@
 
 #include "tcemu/isa.h"
 #include "tcemu/numerics.h"
+#include "tcemu/rt/occupancy.h"
 
 namespace tcemu::rt {
 
@@ -151,6 +152,9 @@ RunResult Runtime::run(LoadedModel& lm, const TensorMap& inputs, const RunOption
     }
     drv::Counters c = driver_.read_counters();
     p.counter_busy.assign(c.busy.begin(), c.busy.end());
+    p.info.sbuf_bytes = uint64_t(dev.sbuf_partitions) * dev.sbuf_partition_bytes;
+    p.info.psum_bytes = uint64_t(dev.psum_partitions) * dev.psum_bank_bytes * uint64_t(dev.psum_banks);
+    p.occupancy = occupancy(memory_geometry(dev), m.streams, p.records);
     result.profile = std::move(p);
   }
   for (const auto& t : m.tensors) {

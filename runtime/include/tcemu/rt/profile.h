@@ -5,8 +5,10 @@
 //    (named by mnemonic, operands and cycles in args), one track per engine for its semaphore waits,
 //    and counter tracks. All figures needed to rebuild the profile travel in the file ("otherData" and
 //    the slices' args), so `tcemu profile summary trace.json` works on the file alone.
-//  - summarize(): per-engine busy %, TensorE utilisation, DMA bandwidth achieved vs peak, the slowest
-//    instructions, and the engine that bounds the run.
+//  - summarize(): per-engine busy %, TensorE utilisation, DMA bandwidth achieved vs peak, peak SBUF and
+//    PSUM occupancy against their capacity, the slowest instructions, and the engine that bounds the run.
+//  - SBUF/PSUM occupancy (live bytes over time) is computed by occupancy() (tcemu/rt/occupancy.h) and
+//    travels as the counter tracks "SBUF live KiB" and "PSUM live KiB".
 #pragma once
 
 #include <cstdint>
@@ -23,6 +25,14 @@ struct ProfileInfo {
   uint32_t clock_mhz = 0, dma_bytes_per_cycle = 0;  // per queue
   uint64_t cycles = 0;                              // the job's cycles
   uint64_t records_dropped = 0;                     // records the trace buffer could not hold
+  uint64_t sbuf_bytes = 0, psum_bytes = 0;          // capacities (all partitions); 0: unknown
+};
+
+// One step of the occupancy step function: from `cycle` until the next sample, this many SBUF and PSUM
+// bytes are live (docs/profiling.md, "Occupancy").
+struct OccupancySample {
+  uint64_t cycle = 0, sbuf_bytes = 0, psum_bytes = 0;
+  bool operator==(const OccupancySample&) const = default;
 };
 
 struct Profile {
@@ -31,6 +41,7 @@ struct Profile {
   std::vector<std::string> operands;  // per record: its disassembly (may be empty)
   // Device counters for the job (busy cycles per engine), when read; the test and summary cross-check.
   std::vector<uint64_t> counter_busy;  // indexed by engine; empty if not read
+  std::vector<OccupancySample> occupancy;  // live bytes over time; empty if not computed
 };
 
 struct EngineSummary {
@@ -54,6 +65,9 @@ struct Summary {
   double te_utilization = 0;           // macs / (cycles * rows * cols)
   double dma_bytes_per_cycle = 0;      // achieved, all queues
   double dma_peak_bytes_per_cycle = 0; // dma_queues * per-queue peak
+  // Occupancy peaks (from Profile::occupancy; 0 without it) and the first cycle each is reached.
+  uint64_t sbuf_peak_live_bytes = 0, psum_peak_live_bytes = 0;
+  uint64_t sbuf_peak_cycle = 0, psum_peak_cycle = 0;
   std::vector<SlowInstruction> slowest;
   std::string bound_by;                // the busiest engine (or "DMA" when the queues together are)
 };
