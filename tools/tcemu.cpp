@@ -423,11 +423,21 @@ int cmd_run(const Args& args) {
   if (args.flag("json")) {
     std::string files;
     for (auto& f : written) files += (files.empty() ? "" : ", ") + fmt::format("\"{}\"", json_escape(f));
-    fmt::print("{{\"model\": \"{}\", \"config\": \"{}\", \"cycles\": {}, \"wall_seconds\": {:.3f}, \"outputs\": [{}]{}}}\n",
-               json_escape(m.name), cfg.name, res.cycles, wall, files,
-               summary ? ", \"profile\": " + rt::summary_json(*summary) : "");
+    std::string notes;
+    for (const auto& n : res.notifications)
+      notes += fmt::format("{}{{\"tag\": {}, \"engine\": \"{}\", \"cycle\": {}}}", notes.empty() ? "" : ", ", n.tag,
+                           isa::engine_name(n.engine), n.cycle);
+    fmt::print(
+        "{{\"model\": \"{}\", \"config\": \"{}\", \"cycles\": {}, \"wall_seconds\": {:.3f}, \"outputs\": [{}], "
+        "\"notifications\": [{}], \"notifications_dropped\": {}{}}}\n",
+        json_escape(m.name), cfg.name, res.cycles, wall, files, notes, res.notifications_dropped,
+        summary ? ", \"profile\": " + rt::summary_json(*summary) : "");
   } else {
     fmt::print("model {} on {}: {} cycles ({:.2f} s wall)\n", m.name, cfg.name, res.cycles, wall);
+    for (const auto& n : res.notifications)
+      fmt::print("  notify tag {} from {} at cycle {}\n", n.tag, isa::engine_name(n.engine), n.cycle);
+    if (res.notifications_dropped)
+      fmt::print("  {} notifications dropped (the device's FIFO was full)\n", res.notifications_dropped);
     for (auto& f : written) fmt::print("  wrote {}\n", f);
     print_profile(summary, profile);
   }

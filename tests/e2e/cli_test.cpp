@@ -118,7 +118,16 @@ TEST(Cli, RunModelFileWithNpyInputsWritesNpyOutputs) {
   fs::path d = temp_dir("run");
   const int M = 9, N = 11, K = 19;
   const DeviceConfig& cfg = find_config("tc1-8");
-  model::save(kb::build_gemm(cfg, M, N, K), (d / "g.tcm").string());
+  // The last store queue ends with a notify: the host hears of it with its tag.
+  model::Model g = kb::build_gemm(cfg, M, N, K);
+  for (auto& st : g.streams)
+    if (st.engine == isa::kEngineDma0 + 3) {
+      isa::Instr n;
+      n.opcode = isa::Opcode::Notify;
+      n.tag = 42;
+      st.instrs.push_back(n);
+    }
+  model::save(g, (d / "g.tcm").string());
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> u(-1, 1);
   npy::Array a{{M, K}, {}}, b{{K, N}, {}};
@@ -130,6 +139,8 @@ TEST(Cli, RunModelFileWithNpyInputsWritesNpyOutputs) {
                    (d / "b.npy").string() + " --output-dir " + (d / "out").string() + " --json");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_GT(json_uint(r.out, "cycles"), 0u);
+  EXPECT_NE(r.out.find("\"notifications\": [{\"tag\": 42, \"engine\": \"dma3\", \"cycle\": "), std::string::npos)
+      << r.out;
   npy::Array c = npy::load((d / "out" / "c.npy").string());
   ASSERT_EQ(c.shape, (std::vector<int64_t>{M, N}));
   std::vector<uint16_t> A, B;
