@@ -192,10 +192,12 @@ int cmd_info(const Args& args) {
     fmt::print(
         "{{\"config\": \"{}\", \"device_id\": \"0x{:08x}\", \"version\": \"{}.{}\", \"array_rows\": {}, \"array_cols\": {}, "
         "\"sbuf_partitions\": {}, \"sbuf_partition_bytes\": {}, \"psum_partitions\": {}, \"psum_bank_bytes\": {}, "
-        "\"psum_banks\": {}, \"hbm_bytes\": {}, \"dma_queues\": {}, \"semaphores\": {}, \"clock_mhz\": {}, "
-        "\"tensor_engine\": \"rtl\"}}\n",
+        "\"psum_banks\": {}, \"hbm_bytes\": {}, \"hbm_bytes_per_cycle\": {}, \"dma_queues\": {}, "
+        "\"dma_bytes_per_cycle\": {}, \"dma_latency_cycles\": {}, \"dma_min_run_bytes\": {}, \"semaphores\": {}, "
+        "\"clock_mhz\": {}, \"tensor_engine\": \"rtl\"}}\n",
         cfg.name, d.id, d.version >> 16, d.version & 0xFFFF, d.rows, d.cols, d.sbuf_partitions, d.sbuf_partition_bytes,
-        d.psum_partitions, d.psum_bank_bytes, d.psum_banks, d.hbm_bytes, d.dma_queues, d.num_semaphores, d.clock_mhz);
+        d.psum_partitions, d.psum_bank_bytes, d.psum_banks, d.hbm_bytes, d.hbm_bytes_per_cycle, d.dma_queues,
+        d.dma_bytes_per_cycle, d.dma_latency_cycles, d.dma_min_run_bytes, d.num_semaphores, d.clock_mhz);
     return 0;
   }
   fmt::print("tcemu device {} (ID 0x{:08x}, register map {}.{})\n", cfg.name, d.id, d.version >> 16, d.version & 0xFFFF);
@@ -203,9 +205,10 @@ int cmd_info(const Args& args) {
   fmt::print("  SBUF        {} partitions x {} KiB = {} KiB\n", d.sbuf_partitions, d.sbuf_partition_bytes / 1024,
              uint64_t(d.sbuf_partitions) * d.sbuf_partition_bytes / 1024);
   fmt::print("  PSUM        {} partitions x {} banks x {} B\n", d.psum_partitions, d.psum_banks, d.psum_bank_bytes);
-  fmt::print("  HBM         {} MiB (sparse)\n", d.hbm_bytes >> 20);
-  fmt::print("  DMA         {} queues, {} B/cycle each, {} cycles start latency\n", d.dma_queues, cfg.dma_bytes_per_cycle,
-             cfg.dma_latency_cycles);
+  fmt::print("  HBM         {} MiB (sparse), {} B/cycle shared by the DMA queues\n", d.hbm_bytes >> 20,
+             d.hbm_bytes_per_cycle);
+  fmt::print("  DMA         {} queues, {} B/cycle each, {} cycles start latency, runs cost at least {} B\n",
+             d.dma_queues, d.dma_bytes_per_cycle, d.dma_latency_cycles, d.dma_min_run_bytes);
   fmt::print("  semaphores  {}\n", d.num_semaphores);
   fmt::print("  clock       {} MHz\n", d.clock_mhz);
   return 0;

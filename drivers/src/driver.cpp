@@ -72,6 +72,9 @@ Driver::Driver(Transport& transport) : transport_(transport) {
   info_.num_semaphores = int(transport_.mmio_read(NUM_SEMAPHORES));
   info_.clock_mhz = transport_.mmio_read(CLOCK_MHZ);
   info_.dma_bytes_per_cycle = transport_.mmio_read(DMA_BYTES_PER_CYCLE);
+  info_.hbm_bytes_per_cycle = transport_.mmio_read(HBM_BYTES_PER_CYCLE);
+  info_.dma_latency_cycles = transport_.mmio_read(DMA_LATENCY_CYCLES);
+  info_.dma_min_run_bytes = transport_.mmio_read(DMA_MIN_RUN_BYTES);
   if (info_.hbm_bytes <= kAllocBase)
     throw Error(ErrorCode::kDevice, fmt::format("{}: HBM of {} bytes is too small", transport_.describe(), info_.hbm_bytes));
   free_[kAllocBase] = info_.hbm_bytes - kAllocBase;

@@ -175,6 +175,9 @@ class Tc1 : public sc_core::sc_module {
       case NUM_SEMAPHORES: return kNumSemaphores;
       case CLOCK_MHZ: return cfg_.clock_mhz;
       case DMA_BYTES_PER_CYCLE: return cfg_.dma_bytes_per_cycle;
+      case HBM_BYTES_PER_CYCLE: return cfg_.hbm_bytes_per_cycle;
+      case DMA_LATENCY_CYCLES: return cfg_.dma_latency_cycles;
+      case DMA_MIN_RUN_BYTES: return cfg_.dma_min_run_bytes;
       case CTRL: return enabled_ ? kCtrlEnable : 0;
       case STATUS: return kStatusReady | (job_running_ ? kStatusBusy : 0) | (fault_.code != FaultCode::None ? kStatusFault : 0);
       case IRQ_STATUS: return irq_status_;

@@ -64,6 +64,7 @@ Summary summarize(const Profile& p, size_t slowest) {
   s.te_utilization = double(s.macs) / (cycles * std::max(1, p.info.rows) * std::max(1, p.info.cols));
   s.dma_bytes_per_cycle = double(s.dma_bytes) / cycles;
   s.dma_peak_bytes_per_cycle = double(p.info.dma_queues) * p.info.dma_bytes_per_cycle;
+  s.hbm_bytes_per_cycle = double(p.info.hbm_bytes) / cycles;
   std::vector<size_t> order(p.records.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
@@ -99,6 +100,10 @@ std::string format_summary(const Summary& s) {
                    s.dma_peak_bytes_per_cycle,
                    s.dma_peak_bytes_per_cycle > 0 ? 100.0 * s.dma_bytes_per_cycle / s.dma_peak_bytes_per_cycle : 0.0,
                    s.dma_bytes);
+  if (i.hbm_bytes_per_cycle)
+    o += fmt::format("  HBM traffic          {:.2f} B/cycle of {} peak shared by the queues ({:.1f}%), {} bytes\n",
+                     s.hbm_bytes_per_cycle, i.hbm_bytes_per_cycle,
+                     100.0 * s.hbm_bytes_per_cycle / i.hbm_bytes_per_cycle, i.hbm_bytes);
   auto live = [&](const char* what, uint64_t peak, uint64_t capacity, uint64_t cycle) {
     o += fmt::format("  {} live peak       {:.1f} KiB", what, double(peak) / 1024);
     if (capacity)
@@ -129,6 +134,9 @@ std::string summary_json(const Summary& s) {
   j["dma_bytes"] = s.dma_bytes;
   j["dma_bytes_per_cycle"] = s.dma_bytes_per_cycle;
   j["dma_peak_bytes_per_cycle"] = s.dma_peak_bytes_per_cycle;
+  j["hbm_bytes"] = s.info.hbm_bytes;
+  j["hbm_bytes_per_cycle"] = s.hbm_bytes_per_cycle;
+  j["hbm_peak_bytes_per_cycle"] = s.info.hbm_bytes_per_cycle;
   j["sbuf_bytes"] = s.info.sbuf_bytes;
   j["psum_bytes"] = s.info.psum_bytes;
   j["sbuf_peak_live_bytes"] = s.sbuf_peak_live_bytes;
@@ -214,7 +222,8 @@ std::string chrome_trace_json(const Profile& p) {
                 {"rows", p.info.rows},                    {"cols", p.info.cols},       {"dma_queues", p.info.dma_queues},
                 {"clock_mhz", p.info.clock_mhz},          {"dma_bytes_per_cycle", p.info.dma_bytes_per_cycle},
                 {"cycles", p.info.cycles},                {"records_dropped", p.info.records_dropped},
-                {"sbuf_bytes", p.info.sbuf_bytes},        {"psum_bytes", p.info.psum_bytes}};
+                {"sbuf_bytes", p.info.sbuf_bytes},        {"psum_bytes", p.info.psum_bytes},
+                {"hbm_bytes_per_cycle", p.info.hbm_bytes_per_cycle}, {"hbm_bytes", p.info.hbm_bytes}};
   if (!p.counter_busy.empty()) other["counter_busy_cycles"] = p.counter_busy;
   json doc = {{"traceEvents", events}, {"displayTimeUnit", "ns"}, {"otherData", other}};
   return doc.dump(1);
@@ -247,6 +256,8 @@ Profile profile_from_chrome_json(const std::string& text, const std::string& sou
     // Optional (files written before occupancy counters existed lack them).
     p.info.sbuf_bytes = other.value("sbuf_bytes", uint64_t(0));
     p.info.psum_bytes = other.value("psum_bytes", uint64_t(0));
+    p.info.hbm_bytes_per_cycle = other.value("hbm_bytes_per_cycle", uint32_t(0));
+    p.info.hbm_bytes = other.value("hbm_bytes", uint64_t(0));
     const double mhz = p.info.clock_mhz ? double(p.info.clock_mhz) : 1.0;
     std::map<uint64_t, std::pair<std::optional<uint64_t>, std::optional<uint64_t>>> live;  // cycle -> sbuf, psum
     for (const json& e : need(doc, "traceEvents", "the file")) {

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <map>
 
+#include "tcemu/footprint.h"
 #include "tcemu/isa.h"
 #include "tcemu/numerics.h"
 #include "tcemu/rt/occupancy.h"
@@ -154,7 +155,18 @@ RunResult Runtime::run(LoadedModel& lm, const TensorMap& inputs, const RunOption
     p.counter_busy.assign(c.busy.begin(), c.busy.end());
     p.info.sbuf_bytes = uint64_t(dev.sbuf_partitions) * dev.sbuf_partition_bytes;
     p.info.psum_bytes = uint64_t(dev.psum_partitions) * dev.psum_bank_bytes * uint64_t(dev.psum_banks);
-    p.occupancy = occupancy(memory_geometry(dev), m.streams, p.records);
+    const DeviceConfig geometry = memory_geometry(dev);
+    p.occupancy = occupancy(geometry, m.streams, p.records);
+    // HBM traffic: the HBM side(s) of every DMA copy that ran (footprints count distinct bytes).
+    p.info.hbm_bytes_per_cycle = dev.hbm_bytes_per_cycle;
+    for (const TraceRecord& r : p.records) {
+      auto it = by_engine.find(r.engine);
+      if (r.engine < isa::kEngineDma0 || it == by_engine.end() || r.pc >= it->second->instrs.size()) continue;
+      const isa::Footprint f = isa::footprint(geometry, it->second->instrs[r.pc]);
+      for (const auto* side : {&f.reads, &f.writes})
+        for (const isa::Region& g : *side)
+          if (g.space == isa::Space::kHbm) p.info.hbm_bytes += g.end - g.begin;
+    }
     result.profile = std::move(p);
   }
   for (const auto& t : m.tensors) {

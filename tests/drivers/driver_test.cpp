@@ -52,6 +52,10 @@ TEST(Driver, ProbeReadsCapabilitiesFromRegisters) {
   EXPECT_EQ(f.driver.info().hbm_bytes, f.cfg.hbm_bytes);
   EXPECT_EQ(f.driver.info().dma_queues, 16);
   EXPECT_EQ(f.driver.info().num_semaphores, 256);
+  EXPECT_EQ(f.driver.info().dma_bytes_per_cycle, f.cfg.dma_bytes_per_cycle);
+  EXPECT_EQ(f.driver.info().hbm_bytes_per_cycle, f.cfg.hbm_bytes_per_cycle);
+  EXPECT_EQ(f.driver.info().dma_latency_cycles, f.cfg.dma_latency_cycles);
+  EXPECT_EQ(f.driver.info().dma_min_run_bytes, f.cfg.dma_min_run_bytes);
 }
 
 TEST(Driver, AllocatorReusesFreedBlocksAndReportsExhaustion) {

@@ -163,6 +163,10 @@ TEST(LinearProfile, EnginesOverlapAndTheTraceAgreesWithRecordsAndCounters) {
   uint64_t macs = 0;
   for (const TraceRecord& rec : p.records) macs += rec.macs;
   EXPECT_EQ(macs, uint64_t(c.m) * c.n * c.k);
+  // HBM traffic: every tensor crosses once (W fits SBUF, one m-tile): xT and W bf16, b, rT and yT f32.
+  EXPECT_EQ(p.info.hbm_bytes, uint64_t(c.k) * c.m * 2 + uint64_t(c.k) * c.n * 2 + uint64_t(c.n) * 4 +
+                                  2 * uint64_t(c.n) * c.m * 4);
+  EXPECT_EQ(p.info.hbm_bytes_per_cycle, cfg.hbm_bytes_per_cycle);
   // The same inputs give the same cycles and the same trace.
   const LinearRun again = run_linear(dev.runtime, cfg, c, true);
   EXPECT_EQ(again.result.cycles, r.result.cycles);

@@ -9,7 +9,7 @@
 namespace tcemu::regs {
 
 inline constexpr uint32_t kDeviceId = 0x54433101;  // "TC1" + revision 1
-inline constexpr uint32_t kVersionMajor = 1, kVersionMinor = 1;  // 1.1: notification FIFO (NOTIFY_*)
+inline constexpr uint32_t kVersionMajor = 1, kVersionMinor = 2;  // 1.1: notification FIFO (NOTIFY_*); 1.2: HBM/DMA timing capabilities
 inline constexpr uint32_t kVersion = (kVersionMajor << 16) | kVersionMinor;
 inline constexpr uint32_t kBarBytes = 0x1000;
 
@@ -30,10 +30,13 @@ inline constexpr uint32_t kBarBytes = 0x1000;
   X(NUM_SEMAPHORES, 0x030, RO, "semaphores")                                                         \
   X(CLOCK_MHZ, 0x034, RO, "core clock in MHz")                                                       \
   X(DMA_BYTES_PER_CYCLE, 0x038, RO, "peak bytes per cycle of one DMA queue")                         \
+  X(HBM_BYTES_PER_CYCLE, 0x03C, RO, "peak HBM bytes per cycle, shared by all DMA queues")            \
   X(CTRL, 0x040, RW, "bit0 RESET (self-clearing: aborts all work, clears state; HBM kept); bit1 ENABLE") \
   X(STATUS, 0x044, RO, "bit0 READY, bit1 BUSY (a job is running), bit2 FAULT (halted on a fault)")     \
   X(IRQ_STATUS, 0x048, W1C, "bit0 JOB_DONE, bit1 FAULT, bit2 NOTIFY (a notify executed); write 1 to clear") \
   X(IRQ_MASK, 0x04C, RW, "interrupt enables, same bits as IRQ_STATUS")                               \
+  X(DMA_LATENCY_CYCLES, 0x050, RO, "fixed start latency of a dma_copy in cycles")                     \
+  X(DMA_MIN_RUN_BYTES, 0x054, RO, "bandwidth a DMA run costs at least, however short (bytes)")       \
   X(RING_BASE_LO, 0x060, RW, "command ring base (HBM byte address, 64-aligned), low word")           \
   X(RING_BASE_HI, 0x064, RW, "command ring base, high word")                                         \
   X(RING_SIZE, 0x068, RW, "command ring entries (power of two, 1..4096)")                            \

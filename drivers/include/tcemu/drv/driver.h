@@ -32,6 +32,9 @@ struct DeviceInfo {
   int num_semaphores = 0;
   uint32_t clock_mhz = 0;
   uint32_t dma_bytes_per_cycle = 0;  // peak of one queue
+  uint32_t hbm_bytes_per_cycle = 0;  // peak of HBM, shared by the queues
+  uint32_t dma_latency_cycles = 0;   // fixed start cost of a dma_copy
+  uint32_t dma_min_run_bytes = 0;    // bandwidth a run costs at least
 };
 
 // A fault the device reported; the device is halted until Driver::reset().

@@ -26,6 +26,8 @@ struct ProfileInfo {
   uint64_t cycles = 0;                              // the job's cycles
   uint64_t records_dropped = 0;                     // records the trace buffer could not hold
   uint64_t sbuf_bytes = 0, psum_bytes = 0;          // capacities (all partitions); 0: unknown
+  uint32_t hbm_bytes_per_cycle = 0;                 // HBM peak, shared by all DMA queues; 0: unknown
+  uint64_t hbm_bytes = 0;                           // bytes the job's DMA copies read from or wrote to HBM
 };
 
 // One step of the occupancy step function: from `cycle` until the next sample, this many SBUF and PSUM
@@ -65,6 +67,7 @@ struct Summary {
   double te_utilization = 0;           // macs / (cycles * rows * cols)
   double dma_bytes_per_cycle = 0;      // achieved, all queues
   double dma_peak_bytes_per_cycle = 0; // dma_queues * per-queue peak
+  double hbm_bytes_per_cycle = 0;      // achieved HBM traffic (DMA copies with an HBM side)
   // Occupancy peaks (from Profile::occupancy; 0 without it) and the first cycle each is reached.
   uint64_t sbuf_peak_live_bytes = 0, psum_peak_live_bytes = 0;
   uint64_t sbuf_peak_cycle = 0, psum_peak_cycle = 0;
