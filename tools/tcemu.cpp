@@ -289,8 +289,7 @@ int run_gemm(const DeviceConfig& cfg, int M, int N, int K, uint64_t seed, const 
              const std::optional<std::string>& profile, bool json, const emu::DeviceOptions& dev_opts = {}) {
   model::Model m = kb::build_gemm(cfg, M, N, K);
   if (save) model::save(m, *save);
-  size_t instrs = 0;
-  for (auto& s : m.streams) instrs += s.instrs.size();
+  const size_t instrs = m.instruction_count();
 
   std::mt19937_64 rng(seed);
   rt::TensorMap in;
@@ -352,8 +351,7 @@ int cmd_linear(const Args& args) {
   const bool json = args.flag("json");
   model::Model m = kb::build_linear(cfg, M, N, K, lo);
   if (auto save = args.value("save-model")) model::save(m, *save);
-  size_t instrs = 0;
-  for (auto& st : m.streams) instrs += st.instrs.size();
+  const size_t instrs = m.instruction_count();
 
   std::mt19937_64 rng(seed);
   rt::TensorMap in;

@@ -56,6 +56,12 @@ bool Stream::operator==(const Stream& other) const {
   return true;
 }
 
+size_t Model::instruction_count() const {
+  size_t n = 0;
+  for (const Stream& s : streams) n += s.instrs.size();
+  return n;
+}
+
 const Tensor* Model::find_tensor(const std::string& name) const {
   for (const auto& t : tensors)
     if (t.name == name) return &t;

@@ -289,4 +289,25 @@ JobResult Driver::run(const Job& job, uint64_t timeout_cycles, const Progress& p
   return wait(submit(job), timeout_cycles, progress);
 }
 
+ScopedMemory::~ScopedMemory() {
+  for (uint64_t a : blocks_) {
+    try {
+      driver_.free(a);
+    } catch (const Error&) {  // a reset() in between already returned it; nothing else to do
+    }
+  }
+}
+
+uint64_t ScopedMemory::alloc(uint64_t bytes, uint64_t align) {
+  blocks_.push_back(driver_.alloc(bytes, align));
+  return blocks_.back();
+}
+
+StreamRef ScopedMemory::stream(int engine, std::span<const isa::Instr> instrs) {
+  const std::vector<uint8_t> code = isa::encode_stream(instrs);
+  const uint64_t at = alloc(code.size(), 64);
+  driver_.write(at, code);
+  return {engine, at, uint32_t(instrs.size())};
+}
+
 }  // namespace tcemu::drv

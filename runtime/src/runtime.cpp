@@ -112,21 +112,15 @@ RunResult Runtime::run(LoadedModel& lm, const TensorMap& inputs, const RunOption
   RunResult result;
   drv::Job job = lm.job_;
   uint32_t capacity = 0;
+  drv::ScopedMemory trace_buffer(driver_);
   if (opts.profile) {
     // One record per instruction: the buffer holds the whole job.
-    for (const auto& st : m.streams) capacity += uint32_t(st.instrs.size());
+    capacity = uint32_t(m.instruction_count());
     capacity = std::max<uint32_t>(capacity, 1);
-    job.trace_addr = driver_.alloc(uint64_t(capacity) * kTraceRecordBytes, 64);
+    job.trace_addr = trace_buffer.alloc(uint64_t(capacity) * kTraceRecordBytes, 64);
     job.trace_capacity = capacity;
     driver_.clear_counters();
   }
-  struct FreeTrace {
-    drv::Driver& d;
-    uint64_t addr;
-    ~FreeTrace() {
-      if (addr) d.free(addr);
-    }
-  } free_trace{driver_, job.trace_addr};
   drv::JobResult jr;
   try {
     jr = driver_.run(job, opts.timeout_cycles, opts.progress);

@@ -326,21 +326,9 @@ class Bench {
 
   // Runs one job; throws drv::DeviceFault.
   void run(const std::vector<std::pair<int, std::vector<Instr>>>& streams) {
-    std::vector<uint64_t> code;
+    drv::ScopedMemory code(driver);
     drv::Job job{window, window_bytes, {}};
-    for (const auto& [engine, instrs] : streams) {
-      const std::vector<uint8_t> bytes = isa::encode_stream(instrs);
-      code.push_back(driver.alloc(bytes.size(), 64));
-      driver.write(code.back(), bytes);
-      job.streams.push_back({engine, code.back(), uint32_t(instrs.size())});
-    }
-    struct Free {
-      drv::Driver& d;
-      std::vector<uint64_t>& v;
-      ~Free() {
-        for (uint64_t a : v) d.free(a);
-      }
-    } release{driver, code};
+    for (const auto& [engine, instrs] : streams) job.streams.push_back(code.stream(engine, instrs));
     driver.run(job, 100'000'000);
   }
 

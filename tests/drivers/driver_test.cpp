@@ -5,6 +5,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "fixture.h"
 #include "inproc_transport.h"
 #include "tcemu/drv/driver.h"
 #include "tcemu/isa.h"
@@ -15,20 +16,7 @@ namespace {
 using isa::Instr;
 using isa::Opcode;
 
-struct Fixture {
-  explicit Fixture(const char* config = "tc1-8") : cfg(find_config(config)), transport(cfg), driver(transport) {}
-  DeviceConfig cfg;
-  drv::InProcessTransport transport;
-  drv::Driver driver;
-
-  // Writes `instrs` for `engine` and returns the stream reference.
-  drv::StreamRef stream(int engine, const std::vector<Instr>& instrs) {
-    const std::vector<uint8_t> code = isa::encode_stream(instrs);
-    uint64_t at = driver.alloc(code.size(), 64);
-    driver.write(at, code);
-    return {engine, at, uint32_t(instrs.size())};
-  }
-};
+using Fixture = test::DriverFixture;
 
 Instr copy(uint64_t src, uint64_t dst, uint64_t bytes, uint64_t d1 = 1, uint64_t s1 = 0, uint64_t t1 = 0) {
   Instr in;
@@ -76,6 +64,23 @@ TEST(Driver, AllocatorReusesFreedBlocksAndReportsExhaustion) {
     EXPECT_NE(std::string(e.what()).find("largest free block"), std::string::npos) << e.what();
   }
   EXPECT_THROW(f.driver.free(12345), Error);
+}
+
+TEST(Driver, ScopedMemoryReturnsItsBlocksAlsoWhenTheScopeThrows) {
+  Fixture f;
+  const uint64_t before = f.driver.bytes_free();
+  try {
+    drv::ScopedMemory mem(f.driver);
+    const std::vector<Instr> nops(3, Instr{.opcode = Opcode::Nop});
+    const drv::StreamRef s = mem.stream(isa::kEngineVector, nops);
+    EXPECT_EQ(s.count, 3u);
+    EXPECT_EQ(s.addr % 64, 0u);
+    mem.alloc(5000);
+    EXPECT_LT(f.driver.bytes_free(), before);
+    throw std::runtime_error("job failed");
+  } catch (const std::runtime_error&) {
+  }
+  EXPECT_EQ(f.driver.bytes_free(), before);
 }
 
 // HBM -> SBUF -> HBM round trip across two DMA queues ordered by a semaphore; the 2-D pattern gathers

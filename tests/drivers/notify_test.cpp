@@ -8,6 +8,7 @@
 #include <ostream>
 #include <vector>
 
+#include "fixture.h"
 #include "inproc_transport.h"
 #include "tcemu/drv/driver.h"
 #include "tcemu/isa.h"
@@ -28,20 +29,7 @@ using drv::Notification;
 using isa::Instr;
 using isa::Opcode;
 
-struct Fixture {
-  explicit Fixture(const char* config = "tc1-8") : cfg(find_config(config)), transport(cfg), driver(transport) {}
-  DeviceConfig cfg;
-  drv::InProcessTransport transport;
-  drv::Driver driver;
-
-  drv::StreamRef stream(int engine, const std::vector<Instr>& instrs) {
-    const std::vector<uint8_t> code = isa::encode_stream(instrs);
-    uint64_t at = driver.alloc(code.size(), 64);
-    driver.write(at, code);
-    return {engine, at, uint32_t(instrs.size())};
-  }
-  uint32_t reg(uint32_t offset) { return transport.mmio_read(offset); }
-};
+using Fixture = test::DriverFixture;
 
 Instr notify(uint32_t tag) {
   Instr in;

@@ -235,30 +235,16 @@ class Rig {
     Instr psum_in = copy(psum0, sbuf0, psum_pitch, pp, psum_pitch, sbuf_pitch);
     Instr psum_store = copy(sbuf0, hbm(psum_out), psum_pitch, pp, sbuf_pitch, psum_pitch);
     Instr restore = copy(hbm(sbuf_out), sbuf0, sbuf_pitch, np, sbuf_pitch, sbuf_pitch);  // undo the PSUM staging
-    std::vector<uint64_t> code;
-    auto stream = [&](int e, const std::vector<Instr>& v) {
-      const std::vector<uint8_t> bytes = isa::encode_stream(v);
-      const uint64_t at = driver.alloc(bytes.size(), 64);
-      driver.write(at, bytes);
-      code.push_back(at);
-      return drv::StreamRef{e, at, uint32_t(v.size())};
-    };
+    drv::ScopedMemory mem(driver);
+    auto stream = [&](int e, const std::vector<Instr>& v) { return mem.stream(e, v); };
     drv::Job job{window, window_bytes, {}};
     if (load_sbuf)
       job.streams = {stream(isa::kEngineDma0, {load, store, psum_in, psum_store, restore}), stream(engine, instrs)};
     else
       job.streams = {stream(isa::kEngineDma0, {store, psum_in, psum_store, restore})};
     const uint32_t capacity = uint32_t(instrs.size()) + 4;
-    job.trace_addr = driver.alloc(uint64_t(capacity) * kTraceRecordBytes, 64);
+    job.trace_addr = mem.alloc(uint64_t(capacity) * kTraceRecordBytes, 64);
     job.trace_capacity = capacity;
-    code.push_back(job.trace_addr);
-    struct Free {
-      drv::Driver& d;
-      std::vector<uint64_t>& v;
-      ~Free() {
-        for (uint64_t a : v) d.free(a);
-      }
-    } release{driver, code};
     const drv::JobResult r = driver.run(job, 100'000'000);
     Result result;
     for (const TraceRecord& t : driver.read_trace(job.trace_addr, std::min(r.trace_count, capacity)))

@@ -128,27 +128,15 @@ struct Dev {
 
   // Runs one job with one stream per engine; throws drv::DeviceFault if it faults.
   Ran run(const std::vector<std::pair<int, std::vector<Instr>>>& streams) {
-    std::vector<uint64_t> blocks;
+    drv::ScopedMemory mem(driver);
     drv::Job job{window, window_bytes, {}};
     uint32_t total = 0;
     for (const auto& [engine, instrs] : streams) {
-      const std::vector<uint8_t> code = isa::encode_stream(instrs);
-      const uint64_t at = driver.alloc(code.size(), 64);
-      driver.write(at, code);
-      blocks.push_back(at);
-      job.streams.push_back({engine, at, uint32_t(instrs.size())});
+      job.streams.push_back(mem.stream(engine, instrs));
       total += uint32_t(instrs.size());
     }
     job.trace_capacity = total;
-    job.trace_addr = driver.alloc(uint64_t(total) * kTraceRecordBytes, 64);
-    blocks.push_back(job.trace_addr);
-    struct Free {
-      drv::Driver& d;
-      std::vector<uint64_t>& v;
-      ~Free() {
-        for (uint64_t a : v) d.free(a);
-      }
-    } release{driver, blocks};
+    job.trace_addr = mem.alloc(uint64_t(total) * kTraceRecordBytes, 64);
     const drv::JobResult r = driver.run(job, 100'000'000);
     return {r.cycles, driver.read_trace(job.trace_addr, std::min(r.trace_count, total))};
   }

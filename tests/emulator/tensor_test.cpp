@@ -45,22 +45,9 @@ class Rig {
 
   drv::JobResult run(const std::vector<std::pair<int, std::vector<Instr>>>& streams, uint32_t trace_cap = 0) {
     drv::Job job{win, kWindow, {}};
-    std::vector<uint64_t> blocks;
-    for (const auto& [engine, instrs] : streams) {
-      const std::vector<uint8_t> code = isa::encode_stream(instrs);
-      const uint64_t at = driver.alloc(code.size(), 64);
-      driver.write(at, code);
-      blocks.push_back(at);
-      job.streams.push_back({engine, at, uint32_t(instrs.size())});
-    }
+    drv::ScopedMemory code(driver);  // the code blocks go back to the allocator even when the job faults
+    for (const auto& [engine, instrs] : streams) job.streams.push_back(code.stream(engine, instrs));
     job.trace_addr = trace_cap ? trace : 0, job.trace_capacity = trace_cap;
-    struct Free {  // the code blocks go back to the allocator even when the job faults
-      drv::Driver& d;
-      std::vector<uint64_t>& b;
-      ~Free() {
-        for (uint64_t a : b) d.free(a);
-      }
-    } release{driver, blocks};
     return driver.run(job, 50'000'000);
   }
   drv::JobResult run_tensor(const std::vector<Instr>& instrs, uint32_t trace_cap = 0) {

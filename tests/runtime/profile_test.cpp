@@ -35,8 +35,7 @@ TEST(Profile, ChromeTraceIsValidAndAgreesWithRecordsAndCounters) {
   rt::RunResult res = profiled_gemm(runtime, cfg, 40, 72, 50);
   ASSERT_TRUE(res.profile);
   const rt::Profile& p = *res.profile;
-  size_t instructions = 0;
-  for (const auto& s : kb::build_gemm(cfg, 40, 72, 50).streams) instructions += s.instrs.size();
+  const size_t instructions = kb::build_gemm(cfg, 40, 72, 50).instruction_count();
   ASSERT_EQ(p.records.size(), instructions) << "one record per instruction";
   EXPECT_EQ(p.info.records_dropped, 0u);
   EXPECT_EQ(p.info.cycles, res.cycles);

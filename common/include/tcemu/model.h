@@ -64,6 +64,7 @@ struct Model {
   std::vector<Stream> streams;  // at most one per engine, in any order (the file keeps the order)
 
   const Tensor* find_tensor(const std::string& name) const;  // nullptr if there is none
+  size_t instruction_count() const;                          // over all streams
   bool operator==(const Model&) const = default;
 };
 

@@ -164,4 +164,22 @@ class Driver {
   std::map<uint32_t, std::vector<Notification>> notifications_;  // drained, by job seq, not yet returned
 };
 
+// Device memory owned by a scope: whatever is allocated through it goes back to the driver's allocator
+// when it is destroyed, also when the job that used it faulted or threw.
+class ScopedMemory {
+ public:
+  explicit ScopedMemory(Driver& driver) : driver_(driver) {}
+  ~ScopedMemory();
+  ScopedMemory(const ScopedMemory&) = delete;
+  ScopedMemory& operator=(const ScopedMemory&) = delete;
+
+  uint64_t alloc(uint64_t bytes, uint64_t align = 64);
+  // Encodes `instrs` into fresh device memory; returns the stream for a Job.
+  StreamRef stream(int engine, std::span<const isa::Instr> instrs);
+
+ private:
+  Driver& driver_;
+  std::vector<uint64_t> blocks_;
+};
+
 }  // namespace tcemu::drv
