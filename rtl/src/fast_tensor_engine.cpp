@@ -73,76 +73,109 @@ inline float daz_f32(uint16_t b) {
 
 // ---- Vector kernels ----------------------------------------------------------------------------------------
 //
-// out[c] = +0 (+) w[0][c]*x[0] (+) ... (+) w[k-1][c]*x[k-1] for c < width, each step one FMA or a multiply
-// then an add (the same bits under the exactness test). w: rows of `stride` floats; width a multiple of 16;
-// w and out 64-byte aligned. Each kernel keeps a block of outputs in registers and walks the rows once per
-// block.
-using KernelFn = void (*)(const float* w, size_t stride, int k, const float* x, int width, float* out);
+// For each of n moving columns j (x + j*xs, k elements): out[j*os + c] = +0 (+) w[0][c]*x[0] (+) ... (+)
+// w[k-1][c]*x[k-1] for c < width, each step one FMA or a multiply then an add (the same bits under the
+// exactness test). w: k rows of `ws` floats; width, ws and os multiples of 16 floats; w and out 64-byte
+// aligned. The summation order of every output is the engine's; only which outputs are computed side by side
+// differs: a tile of several columns x a block of outputs in registers (each weight row loaded once for all
+// the tile's columns), a single column with a wide block of outputs (enough independent FMA chains).
+using KernelFn = void (*)(const float* w, size_t ws, int k, const float* x, size_t xs, int n, int width, float* out,
+                          size_t os);
 
-constexpr int kPad = 16;  // floats: the row stride and the kernels' width are multiples of this (64 bytes)
+constexpr int kPad = 16;  // floats: row strides and the kernels' width are multiples of this (64 bytes)
 
-void kernel_generic(const float* w, size_t stride, int k, const float* x, int width, float* out) {
-  for (int c0 = 0; c0 < width; c0 += kPad) {
-    float acc[kPad] = {};
-    const float* wr = w + c0;
-    for (int r = 0; r < k; ++r, wr += stride) {
-      const float xr = x[r];
-      for (int i = 0; i < kPad; ++i) acc[i] += wr[i] * xr;
+void kernel_generic(const float* w, size_t ws, int k, const float* x, size_t xs, int n, int width, float* out,
+                    size_t os) {
+  for (int j = 0; j < n; ++j, x += xs, out += os) {
+    for (int c0 = 0; c0 < width; c0 += kPad) {
+      float acc[kPad] = {};
+      const float* wr = w + c0;
+      for (int r = 0; r < k; ++r, wr += ws) {
+        const float xr = x[r];
+        for (int i = 0; i < kPad; ++i) acc[i] += wr[i] * xr;
+      }
+      std::memcpy(out + c0, acc, sizeof acc);
     }
-    std::memcpy(out + c0, acc, sizeof acc);
   }
 }
 
 #ifdef TCEMU_FAST_TE_X86
 
-template <int V>
-[[gnu::target("avx2,fma"), gnu::always_inline]] inline void block_avx2(const float* w, size_t stride, int k,
-                                                                       const float* x, float* out) {
-  __m256 acc[V];
-  for (int v = 0; v < V; ++v) acc[v] = _mm256_setzero_ps();
-  for (int r = 0; r < k; ++r, w += stride) {
-    const __m256 xr = _mm256_broadcast_ss(x + r);
-    for (int v = 0; v < V; ++v) acc[v] = _mm256_fmadd_ps(_mm256_load_ps(w + 8 * v), xr, acc[v]);
+// NB columns x V vectors of 8 outputs.
+template <int NB, int V>
+[[gnu::target("avx2,fma"), gnu::always_inline]] inline void tile_avx2(const float* w, size_t ws, int k, const float* x,
+                                                                      size_t xs, float* out, size_t os) {
+  __m256 acc[NB][V];
+  for (int j = 0; j < NB; ++j) {
+    for (int v = 0; v < V; ++v) acc[j][v] = _mm256_setzero_ps();
   }
-  for (int v = 0; v < V; ++v) _mm256_store_ps(out + 8 * v, acc[v]);
+  for (int r = 0; r < k; ++r, w += ws) {
+    __m256 wv[V];
+    for (int v = 0; v < V; ++v) wv[v] = _mm256_load_ps(w + 8 * v);
+    for (int j = 0; j < NB; ++j) {
+      const __m256 xr = _mm256_broadcast_ss(x + j * xs + r);
+      for (int v = 0; v < V; ++v) acc[j][v] = _mm256_fmadd_ps(wv[v], xr, acc[j][v]);
+    }
+  }
+  for (int j = 0; j < NB; ++j) {
+    for (int v = 0; v < V; ++v) _mm256_store_ps(out + j * os + 8 * v, acc[j][v]);
+  }
 }
 
-[[gnu::target("avx2,fma")]] void kernel_avx2(const float* w, size_t stride, int k, const float* x, int width,
-                                             float* out) {
+[[gnu::target("avx2,fma")]] void kernel_avx2(const float* w, size_t ws, int k, const float* x, size_t xs, int n,
+                                             int width, float* out, size_t os) {
+  constexpr int kTile = 6;  // 6 columns x 16 outputs: 12 accumulators, 2 weight vectors, 1 broadcast
+  const int tiled = n / kTile * kTile;
+  for (int c = 0; c < width; c += 16) {  // a 16-output slice of W stays in L1 while the columns go by
+    for (int j = 0; j < tiled; j += kTile) tile_avx2<kTile, 2>(w + c, ws, k, x + j * xs, xs, out + j * os + c, os);
+  }
+  for (int j = tiled; j < n; ++j) {
+    int c = 0;
+    for (; c + 64 <= width; c += 64) tile_avx2<1, 8>(w + c, ws, k, x + j * xs, xs, out + j * os + c, os);
+    for (; c < width; c += 16) tile_avx2<1, 2>(w + c, ws, k, x + j * xs, xs, out + j * os + c, os);
+  }
+}
+
+// NB columns x V vectors of 16 outputs.
+template <int NB, int V>
+[[gnu::target("avx512f"), gnu::always_inline]] inline void tile_avx512(const float* w, size_t ws, int k, const float* x,
+                                                                       size_t xs, float* out, size_t os) {
+  __m512 acc[NB][V];
+  for (int j = 0; j < NB; ++j) {
+    for (int v = 0; v < V; ++v) acc[j][v] = _mm512_setzero_ps();
+  }
+  for (int r = 0; r < k; ++r, w += ws) {
+    __m512 wv[V];
+    for (int v = 0; v < V; ++v) wv[v] = _mm512_load_ps(w + 16 * v);
+    for (int j = 0; j < NB; ++j) {
+      const __m512 xr = _mm512_set1_ps(x[j * xs + r]);
+      for (int v = 0; v < V; ++v) acc[j][v] = _mm512_fmadd_ps(wv[v], xr, acc[j][v]);
+    }
+  }
+  for (int j = 0; j < NB; ++j) {
+    for (int v = 0; v < V; ++v) _mm512_store_ps(out + j * os + 16 * v, acc[j][v]);
+  }
+}
+
+[[gnu::target("avx512f")]] void kernel_avx512(const float* w, size_t ws, int k, const float* x, size_t xs, int n,
+                                              int width, float* out, size_t os) {
+  // 4 columns x 64 outputs: 16 accumulators (measured on a Zen 4 host: as fast as 8 x 32, 6 x 32 or 12 x 16
+  // at 128x128 and faster at 16x16 and 32x32, where the remaining 16-output blocks take 4 x 16).
+  constexpr int kTile = 4;
+  const int tiled = n / kTile * kTile;
   int c = 0;
-  for (; c + 64 <= width; c += 64) block_avx2<8>(w + c, stride, k, x, out + c);
-  if (c + 32 <= width) {
-    block_avx2<4>(w + c, stride, k, x, out + c);
-    c += 32;
+  for (; c + 64 <= width; c += 64) {
+    for (int j = 0; j < tiled; j += kTile) tile_avx512<kTile, 4>(w + c, ws, k, x + j * xs, xs, out + j * os + c, os);
   }
-  if (c < width) block_avx2<2>(w + c, stride, k, x, out + c);
-}
-
-template <int V>
-[[gnu::target("avx512f"), gnu::always_inline]] inline void block_avx512(const float* w, size_t stride, int k,
-                                                                        const float* x, float* out) {
-  __m512 acc[V];
-  for (int v = 0; v < V; ++v) acc[v] = _mm512_setzero_ps();
-  for (int r = 0; r < k; ++r, w += stride) {
-    const __m512 xr = _mm512_set1_ps(x[r]);
-    for (int v = 0; v < V; ++v) acc[v] = _mm512_fmadd_ps(_mm512_load_ps(w + 16 * v), xr, acc[v]);
+  for (; c < width; c += 16) {
+    for (int j = 0; j < tiled; j += kTile) tile_avx512<kTile, 1>(w + c, ws, k, x + j * xs, xs, out + j * os + c, os);
   }
-  for (int v = 0; v < V; ++v) _mm512_store_ps(out + 16 * v, acc[v]);
-}
-
-[[gnu::target("avx512f")]] void kernel_avx512(const float* w, size_t stride, int k, const float* x, int width,
-                                              float* out) {
-  int c = 0;
-  for (; c + 128 <= width; c += 128) block_avx512<8>(w + c, stride, k, x, out + c);
-  if (c + 64 <= width) {
-    block_avx512<4>(w + c, stride, k, x, out + c);
-    c += 64;
+  for (int j = tiled; j < n; ++j) {
+    c = 0;
+    for (; c + 128 <= width; c += 128) tile_avx512<1, 8>(w + c, ws, k, x + j * xs, xs, out + j * os + c, os);
+    for (; c + 32 <= width; c += 32) tile_avx512<1, 2>(w + c, ws, k, x + j * xs, xs, out + j * os + c, os);
+    if (c < width) tile_avx512<1, 1>(w + c, ws, k, x + j * xs, xs, out + j * os + c, os);
   }
-  if (c + 32 <= width) {
-    block_avx512<2>(w + c, stride, k, x, out + c);
-    c += 32;
-  }
-  if (c < width) block_avx512<1>(w + c, stride, k, x, out + c);
 }
 
 bool has_avx512() {
@@ -190,18 +223,28 @@ AlignedFloats aligned_floats(size_t n) {
 
 // ---- The engine ---------------------------------------------------------------------------------------------
 
+// Results are computed in batches rather than at the accepting edge, which changes nothing visible: a column's
+// operands are fixed when it is accepted (its moving data is copied into its delay-line entry; its bank is not
+// written while it is in flight, since the shadow bank is written only while wload_ready(), i.e. while no column
+// in flight uses it), so its result may be computed any time before it reaches the outputs. tick() computes all
+// pending columns when the oldest reaches stage L: up to L + 1 columns at a time, a small GEMM in which each
+// weight row is loaded once for several columns. A weight write to a bank with pending columns (outside the
+// protocol) computes them first, so they still see the weights they were accepted with.
 class FastEngine final : public FastTensorEngine {
  public:
   FastEngine(int rows, int cols)
       : rows_(rows),
         cols_(cols),
         lat_(tensor_engine_latency(rows, cols)),
-        stride_((cols + kPad - 1) / kPad * kPad),
+        slots_(lat_ + 1),
+        stride_(padded(cols)),
+        xstride_(padded(rows)),
         wl_data_(cols),
         mv_bits_(rows),
-        xf_(aligned_floats(rows)),
-        stage_(lat_ + 1),
-        results_(aligned_floats(static_cast<size_t>(lat_ + 1) * stride_)) {
+        stage_(slots_),
+        x_(aligned_floats(static_cast<size_t>(slots_) * xstride_)),
+        xbits_(static_cast<size_t>(slots_) * rows),
+        results_(aligned_floats(static_cast<size_t>(slots_) * stride_)) {
     for (Bank& b : bank_) {
       b.w = aligned_floats(static_cast<size_t>(rows) * stride_);
       b.bits.resize(static_cast<size_t>(rows) * cols);
@@ -219,8 +262,9 @@ class FastEngine final : public FastTensorEngine {
   int latency() const override { return lat_; }
 
   // The RTL's reset: both banks +0, active bank 0, pipeline empty; the adapter also clears the inputs and
-  // the cycle count.
+  // the cycle count. Pending columns are computed first, so that every accepted column is counted in stats().
   void reset() override {
+    compute_pending();
     for (Bank& b : bank_) {
       std::memset(b.w.get(), 0, static_cast<size_t>(rows_) * stride_ * sizeof(float));
       std::fill(b.bits.begin(), b.bits.end(), uint16_t{0});
@@ -238,7 +282,6 @@ class FastEngine final : public FastTensorEngine {
     mv_first_ = false;
     mv_k_ = 0;
     std::fill(mv_bits_.begin(), mv_bits_.end(), uint16_t{0});
-    mv_prepared_ = false;
     cycle_ = 0;
   }
 
@@ -265,7 +308,6 @@ class FastEngine final : public FastTensorEngine {
     mv_first_ = first;
     mv_k_ = valid ? k : 0;
     if (data != nullptr) std::copy(data, data + rows_, mv_bits_.begin());
-    mv_prepared_ = false;
   }
 
   // One rising edge of tc_tensor_engine (the falling edge changes nothing).
@@ -273,21 +315,25 @@ class FastEngine final : public FastTensorEngine {
     // The weight row goes into the shadow bank (wload_bank_i = ~active_q) before the column accepted at
     // this edge reads it: at a `first` edge that is the column's bank.
     const int shadow = active_ ^ 1;
-    if (wl_valid_) write_row(bank_[shadow], wl_row_, wl_data_.data());
+    if (wl_valid_) {
+      if (pending_in_bank_[shadow] > 0) compute_pending();
+      write_row(bank_[shadow], wl_row_, wl_data_.data());
+    }
     const int col_bank = mv_first_ ? shadow : active_;  // col_bank in the RTL
     if (mv_valid_ && mv_first_) active_ = shadow;
 
     // The delay line holds the columns accepted at the last lat_ + 1 edges (vld_q/bank_q[0..L] in the RTL);
     // entry head_ is stage 0. Advancing reuses the entry that was at stage L, and the column at stage L-1
     // moves to L: its last multiply is done, it no longer holds its bank.
-    head_ = head_ == lat_ ? 0 : head_ + 1;
-    out_ = head_ == lat_ ? 0 : head_ + 1;
+    head_ = next(head_);
+    out_ = next(head_);
     if (stage_[out_].valid) --in_flight_[stage_[out_].bank];
-    stage_[head_] = Stage{mv_valid_, static_cast<uint8_t>(col_bank)};
+    stage_[head_] = Stage{};
     if (mv_valid_) {
       ++in_flight_[col_bank];
-      compute(bank_[col_bank], results_.get() + static_cast<size_t>(head_) * stride_);
+      accept(head_, col_bank);
     }
+    if (stage_[out_].valid && !stage_[out_].computed) compute_pending();
     ++cycle_;
   }
 
@@ -347,10 +393,18 @@ class FastEngine final : public FastTensorEngine {
     bool stale = true;  // lo/hi/all_* need recomputing after a write
   };
 
+  // One delay-line entry: the RTL's vld_q/bank_q bits plus the column's operands and result.
   struct Stage {
     bool valid = false;
+    bool computed = false;
     uint8_t bank = 0;
+    int k = 0;
+    int16_t x_lo = kZeroLo;  // exponent range of the k enabled moving elements
+    int16_t x_hi = kZeroHi;
   };
+
+  static int padded(int n) { return (n + kPad - 1) / kPad * kPad; }
+  int next(int slot) const { return slot + 1 == slots_ ? 0 : slot + 1; }
 
   void write_row(Bank& b, int r, const uint16_t* data) {
     float* w = b.w.get() + static_cast<size_t>(r) * stride_;
@@ -362,7 +416,7 @@ class FastEngine final : public FastTensorEngine {
     b.stale = true;
   }
 
-  // Prefix exponent ranges, once per bank contents (a bank is written only while no column uses it).
+  // Prefix exponent ranges, once per bank contents.
   void analyse(Bank& b) {
     for (int r = 0; r < rows_; ++r) {
       const size_t row = static_cast<size_t>(r) * cols_;
@@ -383,59 +437,106 @@ class FastEngine final : public FastTensorEngine {
     b.stale = false;
   }
 
-  // The moving inputs as fp32 (subnormals as zero) and the exponent range of the k enabled elements.
-  void prepare_moving() {
-    float* x = xf_.get();
+  // Copies the moving column into entry `slot`: bf16 patterns, fp32 values (subnormals as zero) and the
+  // exponent range of its k enabled elements; the result is computed later (compute_pending).
+  void accept(int slot, int bank) {
+    Stage& s = stage_[slot];
+    s.valid = true;
+    s.bank = static_cast<uint8_t>(bank);
+    s.k = mv_k_;
+    uint16_t* bits = xbits_.data() + static_cast<size_t>(slot) * rows_;
+    float* x = x_.get() + static_cast<size_t>(slot) * xstride_;
     int16_t lo = kZeroLo;
     int16_t hi = kZeroHi;
-    for (int r = 0; r < rows_; ++r) x[r] = daz_f32(mv_bits_[r]);
     for (int r = 0; r < mv_k_; ++r) {
-      const ExpRange e = exp_range(mv_bits_[r]);
+      const uint16_t b = mv_bits_[r];
+      bits[r] = b;
+      x[r] = daz_f32(b);
+      const ExpRange e = exp_range(b);
       lo = std::min(lo, e.lo);
       hi = std::max(hi, e.hi);
     }
-    x_lo_ = lo;
-    x_hi_ = hi;
-    mv_prepared_ = true;
+    s.x_lo = lo;
+    s.x_hi = hi;
+    if (pending_ == 0) pending_first_ = slot;
+    ++pending_;
+    ++pending_in_bank_[bank];
   }
 
-  // The result of the moving column on the inputs, with bank b, into out (stride_ floats, fp32 bits).
-  void compute(Bank& b, float* out) {
-    if (b.stale) analyse(b);
-    if (!mv_prepared_) prepare_moving();
-    const int k = mv_k_;
-    kernel_(b.w.get(), static_cast<size_t>(stride_), k, xf_.get(), stride_, out);
-    ++stats_.columns;
-    const size_t last = static_cast<size_t>(k - 1);
-    if (!force_exact_ && fast_ok(b.all_lo[last], b.all_hi[last], x_lo_, x_hi_)) {
-      ++stats_.columns_fast;
-      return;
-    }
-    // Some element may flush, overflow or meet inf/NaN: recompute those with the engine's arithmetic.
-    const int16_t* lo = b.lo.data() + last * cols_;
-    const int16_t* hi = b.hi.data() + last * cols_;
-    uint64_t exact = 0;
-    for (int c = 0; c < cols_; ++c) {
-      if (!force_exact_ && fast_ok(lo[c], hi[c], x_lo_, x_hi_)) continue;
-      uint32_t acc = 0;  // +0
-      for (int r = 0; r < k; ++r) {
-        acc = num::golden_add(acc, num::golden_mul(b.bits[static_cast<size_t>(r) * cols_ + c], mv_bits_[r]));
+  // Computes every accepted column whose result is not computed yet (entries pending_first_ .. head_, in
+  // order; bubbles in between are skipped), in runs of consecutive entries with the same bank and k.
+  void compute_pending() {
+    int slot = pending_first_;
+    int left = pending_;
+    for (int seen = 0; left > 0 && seen < slots_;) {  // at most one lap of the ring
+      const Stage& s = stage_[slot];
+      if (!s.valid || s.computed) {
+        slot = next(slot);
+        ++seen;
+        continue;
       }
-      std::memcpy(out + c, &acc, sizeof acc);
-      ++exact;
+      int n = 1;
+      while (n < left && slot + n < slots_) {
+        const Stage& t = stage_[slot + n];
+        if (!t.valid || t.computed || t.bank != s.bank || t.k != s.k) break;
+        ++n;
+      }
+      compute_run(slot, n);
+      left -= n;
+      seen += n;
+      slot = (slot + n) % slots_;
     }
-    if (exact == 0) {
-      ++stats_.columns_fast;
-    } else {
-      ++stats_.columns_exact;
-      stats_.elements_exact += exact;
+    pending_ = 0;
+    pending_in_bank_[0] = pending_in_bank_[1] = 0;
+  }
+
+  // Results of the n columns in entries slot .. slot+n-1 (same bank, same k).
+  void compute_run(int slot, int n) {
+    Bank& b = bank_[stage_[slot].bank];
+    if (b.stale) analyse(b);
+    const int k = stage_[slot].k;
+    kernel_(b.w.get(), static_cast<size_t>(stride_), k, x_.get() + static_cast<size_t>(slot) * xstride_,
+            static_cast<size_t>(xstride_), n, stride_, results_.get() + static_cast<size_t>(slot) * stride_,
+            static_cast<size_t>(stride_));
+    const size_t last = static_cast<size_t>(k - 1);
+    for (int j = slot; j < slot + n; ++j) {
+      Stage& s = stage_[j];
+      s.computed = true;
+      ++stats_.columns;
+      if (!force_exact_ && fast_ok(b.all_lo[last], b.all_hi[last], s.x_lo, s.x_hi)) {
+        ++stats_.columns_fast;
+        continue;
+      }
+      // Some element may flush, overflow or meet inf/NaN: recompute those with the engine's arithmetic.
+      const int16_t* lo = b.lo.data() + last * cols_;
+      const int16_t* hi = b.hi.data() + last * cols_;
+      const uint16_t* x = xbits_.data() + static_cast<size_t>(j) * rows_;
+      float* out = results_.get() + static_cast<size_t>(j) * stride_;
+      uint64_t exact = 0;
+      for (int c = 0; c < cols_; ++c) {
+        if (!force_exact_ && fast_ok(lo[c], hi[c], s.x_lo, s.x_hi)) continue;
+        uint32_t acc = 0;  // +0
+        for (int r = 0; r < k; ++r) {
+          acc = num::golden_add(acc, num::golden_mul(b.bits[static_cast<size_t>(r) * cols_ + c], x[r]));
+        }
+        std::memcpy(out + c, &acc, sizeof acc);
+        ++exact;
+      }
+      if (exact == 0) {
+        ++stats_.columns_fast;
+      } else {
+        ++stats_.columns_exact;
+        stats_.elements_exact += exact;
+      }
     }
   }
 
   const int rows_;
   const int cols_;
   const int lat_;
-  const int stride_;  // floats per weight row and per result, cols_ rounded up to kPad
+  const int slots_;    // delay-line entries, lat_ + 1
+  const int stride_;   // floats per weight row and per result, cols_ rounded up to kPad
+  const int xstride_;  // floats per moving column, rows_ rounded up to kPad
 
   // Inputs: wires that keep their values until set again.
   bool wl_valid_ = false;
@@ -446,21 +547,22 @@ class FastEngine final : public FastTensorEngine {
   int mv_k_ = 0;
   std::vector<uint16_t> mv_bits_;
 
-  // Derived from the moving inputs (prepare_moving), valid while mv_prepared_.
-  bool mv_prepared_ = false;
-  AlignedFloats xf_;
-  int x_lo_ = kZeroLo;
-  int x_hi_ = kZeroHi;
-
   // Engine state.
   Bank bank_[2];
-  int active_ = 0;            // active_q
-  std::vector<Stage> stage_;  // [lat_ + 1] ring: vld_q/bank_q by stage, entry head_ = stage 0
-  AlignedFloats results_;     // [lat_ + 1][stride_]: the result of each entry's column
+  int active_ = 0;               // active_q
+  std::vector<Stage> stage_;     // [slots_] ring: vld_q/bank_q by stage, entry head_ = stage 0
+  AlignedFloats x_;              // [slots_][xstride_]: each entry's moving column as fp32
+  std::vector<uint16_t> xbits_;  // [slots_][rows_]: and as bf16 (exact path)
+  AlignedFloats results_;        // [slots_][stride_]: each entry's result
   int head_ = 0;
   int out_ = 1;                // entry at stage lat_ (on the outputs)
   int in_flight_[2] = {0, 0};  // valid entries in stages 0..lat_-1 per bank
   uint64_t cycle_ = 0;
+
+  // Accepted columns whose results are not computed yet: pending_ of them, the oldest in entry pending_first_.
+  int pending_ = 0;
+  int pending_first_ = 0;
+  int pending_in_bank_[2] = {0, 0};
 
   KernelFn kernel_ = &kernel_generic;
   std::string_view kernel_name_ = "generic";

@@ -136,8 +136,8 @@ struct FuzzCounts {
 
 // Drives `te` for `ticks` cycles: weight rows (random row, random values) whenever wload_ready() allows and a
 // coin says so, moving columns with random gaps, `first` starting matmuls of random length, K fixed per matmul
-// or (sometimes) random per column, value distributions changing over time, and an occasional reset().
-// Stops early once `stop()` is true.
+// or (sometimes) random per column, value distributions changing over time, and an occasional reset(); then
+// ticks until idle. Stops early once `stop()` is true.
 template <class Stop>
 void fuzz(TensorEngineModel& te, std::mt19937_64& rng, uint64_t ticks, FuzzCounts& n, Stop stop) {
   const int rows = te.rows();
@@ -193,8 +193,13 @@ void fuzz(TensorEngineModel& te, std::mt19937_64& rng, uint64_t ticks, FuzzCount
     te.tick();
     ++n.ticks;
   }
+  // Drain: every accepted column comes out (and the fast model has computed and counted it).
   te.set_wload(false, 0, nullptr);
   te.set_moving(false, false, 0, nullptr);
+  while (te.busy() && !stop()) {
+    te.tick();
+    ++n.ticks;
+  }
 }
 
 // ---- lockstep against the RTL ------------------------------------------------------------------------------
@@ -296,6 +301,24 @@ INSTANTIATE_TEST_SUITE_P(Sizes, FastVsRtl,
                          [](const ::testing::TestParamInfo<LockstepCase>& info) {
                            return std::to_string(info.param.size) + "x" + std::to_string(info.param.size);
                          });
+
+// Every size built into tcemu_rtl, including any added with -DTCEMU_RTL_EXTRA_SIZES (e.g. 128x128): a short
+// fuzzed stream in lockstep each.
+TEST(FastVsRtlAllSizes, ShortFuzzEachBuiltSize) {
+  for (const auto& [rows, cols] : available_tensor_engine_sizes()) {
+    SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(cols));
+    auto rtl = make_tensor_engine(rows, cols);
+    auto fast = make_fast_tensor_engine(rows, cols);
+    Lockstep pair(*rtl, *fast);
+    std::mt19937_64 rng(4000 + rows * 1000 + cols);
+    FuzzCounts n;
+    fuzz(pair, rng, std::clamp<uint64_t>(4'000'000 / (rows * cols), 1000, 20'000), n,
+         [&] { return pair.mismatches() > 0; });
+    EXPECT_EQ(pair.mismatches(), 0u);
+    std::printf("%dx%d: %llu ticks, %llu matmuls in lockstep\n", rows, cols, static_cast<unsigned long long>(n.ticks),
+                static_cast<unsigned long long>(n.matmuls));
+  }
+}
 
 // ---- sizes without an RTL: against the golden model ----------------------------------------------------------
 

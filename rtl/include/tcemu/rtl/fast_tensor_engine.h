@@ -9,12 +9,14 @@
 // model does not reproduce.
 //
 // How it works (docs/rtl.md, "The fast model"): the controller (active bank, per-stage valid and bank bits,
-// wload_ready, busy) is mirrored register for register; the array is not simulated. A column's whole result
-// is computed at the edge that accepts it, from the bank it was accepted with, and waits in a delay line of
-// latency() + 1 entries. Results come from a vectorised fp32 FMA loop (r ascending, across the cols()
-// outputs) when a cheap test on exponent ranges proves every product and every partial sum normal and
-// finite (or exactly zero), where FMA and the engine's DAZ/FTZ arithmetic agree; the other result elements
-// are recomputed one by one with the golden arithmetic (tcemu/numerics.h).
+// wload_ready, busy) is mirrored register for register; the array is not simulated. A column's moving data is
+// copied into a delay line of latency() + 1 entries when it is accepted, with the bank it was accepted with;
+// its whole result is computed before it reaches the outputs (in batches: when the oldest pending column gets
+// there, all pending ones at once, which gives the vector kernels several columns per weight row). Results
+// come from a vectorised fp32 FMA loop (r ascending, across the cols() outputs) when a cheap test on exponent
+// ranges proves every product and every partial sum normal and finite (or exactly zero), where FMA and the
+// engine's DAZ/FTZ arithmetic agree; the other result elements are recomputed one by one with the golden
+// arithmetic (tcemu/numerics.h).
 //
 // Differences from the verilated model: any rows, cols >= 2 (nothing to build per size); no waveforms
 // (trace_open throws); instances are independent and not thread-safe, like the RTL's.
@@ -30,7 +32,9 @@
 namespace tcemu::rtl {
 
 // How the accepted columns were computed, counted since construction or clear_stats() (reset() does not
-// clear them: they describe the host's work, not the engine's state).
+// clear them: they describe the host's work, not the engine's state). A column is counted when its result is
+// computed: at the latest when it reaches the outputs, so all accepted columns are counted whenever the engine
+// is idle (!busy()) and after reset().
 struct FastTensorEngineStats {
   uint64_t columns = 0;         // columns accepted (columns_fast + columns_exact)
   uint64_t columns_fast = 0;    // every result element from the vectorised FMA path
