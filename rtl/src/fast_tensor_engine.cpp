@@ -1,6 +1,7 @@
 // The fast tensor engine (fast_tensor_engine.h): the controller of rtl/tc_tensor_engine.sv mirrored
-// register for register, the array replaced by a whole-column computation at the accepting edge and a
-// delay line. docs/rtl.md ("The fast model") is the reference; the comments here say why it is exact.
+// register for register; the array replaced by a delay line of accepted columns whose whole results are
+// computed (in batches) before they reach the outputs. docs/rtl.md ("The fast model") is the reference; the
+// comments here say why it is exact.
 #include "tcemu/rtl/fast_tensor_engine.h"
 
 #include <fmt/format.h>
