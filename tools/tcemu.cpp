@@ -61,11 +61,16 @@ commands:
                                                   256x256x256) on the default config (tc1-16), with its
                                                   profile (default trace file: tcemu_demo_trace.json)
 
-gemm, linear, run and demo also take --wave FILE.fst [--wave-window FROM:TO]: an FST waveform (GTKWave) of the
-tensor-engine RTL for job cycles FROM..TO (as numbered in the profile); tracing slows simulation, so
-keep the window short.
+info, gemm, linear, run and demo take --tensor-engine rtl|fast|lockstep: the verilated RTL, the fast C++
+model (bit- and cycle-exact with it), or both with every port compared each cycle (the first difference
+stops the job with a LockstepMismatch fault naming the instruction, element and both values). Default:
+the config's (trn1: fast; tc1-*: rtl).
 
-configs: tc1-8, tc1-16 (default), tc1-32
+gemm, linear, run and demo also take --wave FILE.fst [--wave-window FROM:TO]: an FST waveform (GTKWave)
+of the tensor-engine RTL for job cycles FROM..TO (as numbered in the profile; needs the RTL: rtl or
+lockstep); tracing slows simulation, so keep the window short.
+
+configs: trn1 (default: 128x128, fast engine), tc1-8, tc1-16, tc1-32 (RTL at 8x8, 16x16, 32x32)
 )";
 
 // Minimal option parser: --name value, --flag, and positionals. Unknown options are usage errors.
@@ -184,24 +189,30 @@ struct Session {
   rt::Runtime runtime;
 };
 
+emu::DeviceOptions device_options(const Args& args);
+
 int cmd_info(const Args& args) {
   const DeviceConfig& cfg = find_config(args.value("config").value_or(kDefaultConfig));
-  Session s(cfg);
+  Session s(cfg, device_options(args));
   const drv::DeviceInfo& d = s.driver.info();
+  const char* engine = tensor_engine_name(d.tensor_engine);
   if (args.flag("json")) {
     fmt::print(
         "{{\"config\": \"{}\", \"device_id\": \"0x{:08x}\", \"version\": \"{}.{}\", \"array_rows\": {}, \"array_cols\": {}, "
         "\"sbuf_partitions\": {}, \"sbuf_partition_bytes\": {}, \"psum_partitions\": {}, \"psum_bank_bytes\": {}, "
         "\"psum_banks\": {}, \"hbm_bytes\": {}, \"hbm_bytes_per_cycle\": {}, \"dma_queues\": {}, "
         "\"dma_bytes_per_cycle\": {}, \"dma_latency_cycles\": {}, \"dma_min_run_bytes\": {}, \"semaphores\": {}, "
-        "\"clock_mhz\": {}, \"tensor_engine\": \"rtl\"}}\n",
+        "\"clock_mhz\": {}, \"tensor_engine\": \"{}\"}}\n",
         cfg.name, d.id, d.version >> 16, d.version & 0xFFFF, d.rows, d.cols, d.sbuf_partitions, d.sbuf_partition_bytes,
         d.psum_partitions, d.psum_bank_bytes, d.psum_banks, d.hbm_bytes, d.hbm_bytes_per_cycle, d.dma_queues,
-        d.dma_bytes_per_cycle, d.dma_latency_cycles, d.dma_min_run_bytes, d.num_semaphores, d.clock_mhz);
+        d.dma_bytes_per_cycle, d.dma_latency_cycles, d.dma_min_run_bytes, d.num_semaphores, d.clock_mhz, engine);
     return 0;
   }
   fmt::print("tcemu device {} (ID 0x{:08x}, register map {}.{})\n", cfg.name, d.id, d.version >> 16, d.version & 0xFFFF);
-  fmt::print("  TensorE     {}x{} weight-stationary systolic array, verilated RTL, bf16 x bf16 -> fp32\n", d.rows, d.cols);
+  fmt::print("  TensorE     {}x{} weight-stationary systolic array, bf16 x bf16 -> fp32; {}\n", d.rows, d.cols,
+             d.tensor_engine == TensorEngineKind::kRtl    ? "verilated RTL"
+             : d.tensor_engine == TensorEngineKind::kFast ? "fast C++ model (bit- and cycle-exact with the RTL)"
+                                                          : "RTL and fast model in lockstep");
   fmt::print("  SBUF        {} partitions x {} KiB = {} KiB\n", d.sbuf_partitions, d.sbuf_partition_bytes / 1024,
              uint64_t(d.sbuf_partitions) * d.sbuf_partition_bytes / 1024);
   fmt::print("  PSUM        {} partitions x {} banks x {} B\n", d.psum_partitions, d.psum_banks, d.psum_bank_bytes);
@@ -230,20 +241,21 @@ struct GemmReport {
   uint64_t seed, cycles, macs, mismatches, instructions;
   double utilization, wall_s, cycles_per_s;
   int rows, cols;
+  std::string engine;  // tensor engine implementation
 };
 
 void print_gemm(const GemmReport& r, bool json, const std::optional<rt::Summary>& profile) {
   if (json) {
     fmt::print(
         "{{\"config\": \"{}\", \"m\": {}, \"n\": {}, \"k\": {}, \"seed\": {}, \"cycles\": {}, \"macs\": {}, "
-        "\"utilization\": {:.6f}, \"mismatches\": {}, \"instructions\": {}, \"tensor_engine\": \"rtl\", "
+        "\"utilization\": {:.6f}, \"mismatches\": {}, \"instructions\": {}, \"tensor_engine\": \"{}\", "
         "\"wall_seconds\": {:.3f}, \"device_cycles_per_second\": {:.0f}{}}}\n",
-        r.config, r.m, r.n, r.k, r.seed, r.cycles, r.macs, r.utilization, r.mismatches, r.instructions, r.wall_s,
+        r.config, r.m, r.n, r.k, r.seed, r.cycles, r.macs, r.utilization, r.mismatches, r.instructions, r.engine, r.wall_s,
         r.cycles_per_s, profile ? ", \"profile\": " + rt::summary_json(*profile) : "");
     return;
   }
-  fmt::print("gemm {}x{}x{} (M x N x K) on {} ({}x{} array, RTL tensor engine), seed {}\n", r.m, r.n, r.k, r.config,
-             r.rows, r.cols, r.seed);
+  fmt::print("gemm {}x{}x{} (M x N x K) on {} ({}x{} array, {} tensor engine), seed {}\n", r.m, r.n, r.k, r.config,
+             r.rows, r.cols, r.engine, r.seed);
   fmt::print("  cycles        {}\n", r.cycles);
   fmt::print("  MACs          {}\n", r.macs);
   fmt::print("  utilisation   {:.1f}%  (MACs / (cycles x {} x {}))\n", 100.0 * r.utilization, r.rows, r.cols);
@@ -267,9 +279,16 @@ void print_profile(const std::optional<rt::Summary>& s, const std::optional<std:
   fmt::print("\n{}  trace: {} (open in https://ui.perfetto.dev or chrome://tracing)\n", rt::format_summary(*s), *path);
 }
 
-// --wave FILE.fst [--wave-window FROM:TO] (job cycles, as in the profile).
+// --tensor-engine rtl|fast|lockstep; --wave FILE.fst [--wave-window FROM:TO] (job cycles, as in the profile).
 emu::DeviceOptions device_options(const Args& args) {
   emu::DeviceOptions o;
+  if (auto te = args.value("tensor-engine")) {
+    try {
+      o.tensor_engine = parse_tensor_engine(*te);
+    } catch (const Error& e) {
+      throw UsageError(std::string("--tensor-engine: ") + e.what());
+    }
+  }
   auto wave = args.value("wave");
   auto window = args.value("wave-window");
   if (window && !wave) throw UsageError("--wave-window needs --wave FILE.fst");
@@ -311,7 +330,7 @@ int run_gemm(const DeviceConfig& cfg, int M, int N, int K, uint64_t seed, const 
   for (size_t i = 0; i < C.size(); ++i) mismatches += num::f32_bits(out[i]) != C[i];
 
   GemmReport r{cfg.name, M, N, K, seed, res.cycles, uint64_t(M) * N * K, mismatches, instrs, 0, wall, 0,
-               cfg.rows, cfg.cols};
+               cfg.rows, cfg.cols, tensor_engine_name(s.driver.info().tensor_engine)};
   r.utilization = double(r.macs) / (double(r.cycles) * cfg.rows * cfg.cols);
   r.cycles_per_s = wall > 0 ? double(r.cycles) / wall : 0;
   print_gemm(r, json, summary);
@@ -373,13 +392,16 @@ int cmd_linear(const Args& args) {
     fmt::print(
         "{{\"kernel\": \"linear\", \"config\": \"{}\", \"m\": {}, \"n\": {}, \"k\": {}, \"act\": \"{}\", "
         "\"residual\": {}, \"seed\": {}, \"cycles\": {}, \"macs\": {}, \"utilization\": {:.6f}, \"mismatches\": {}, "
-        "\"worst_error_vs_tolerance\": {:.4f}, \"instructions\": {}, \"tensor_engine\": \"rtl\", \"wall_seconds\": "
+        "\"worst_error_vs_tolerance\": {:.4f}, \"instructions\": {}, \"tensor_engine\": \"{}\", \"wall_seconds\": "
         "{:.3f}{}}}\n",
-        cfg.name, M, N, K, act, lo.residual, seed, res.cycles, macs, util, c.mismatches, c.worst, instrs, wall,
+        cfg.name, M, N, K, act, lo.residual, seed, res.cycles, macs, util, c.mismatches, c.worst, instrs,
+        tensor_engine_name(s.driver.info().tensor_engine), wall,
         summary ? ", \"profile\": " + rt::summary_json(*summary) : "");
   } else {
-    fmt::print("linear yT = {}(W^T xT + b){} with M={} tokens, N={} features out, K={} in, on {} ({}x{} array), seed {}\n",
-               act, lo.residual ? " + rT" : "", M, N, K, cfg.name, cfg.rows, cfg.cols, seed);
+    fmt::print("linear yT = {}(W^T xT + b){} with M={} tokens, N={} features out, K={} in, on {} ({}x{} array, {} "
+               "tensor engine), seed {}\n",
+               act, lo.residual ? " + rT" : "", M, N, K, cfg.name, cfg.rows, cfg.cols,
+               tensor_engine_name(s.driver.info().tensor_engine), seed);
     fmt::print("  cycles        {}\n", res.cycles);
     fmt::print("  MACs          {}\n", macs);
     fmt::print("  utilisation   {:.1f}%  (MACs / (cycles x {} x {}))\n", 100.0 * util, cfg.rows, cfg.cols);
@@ -496,18 +518,18 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   try {
-    if (cmd == "info") return cmd_info(Args(argc, argv, 2, {"json"}, {"config"}));
+    if (cmd == "info") return cmd_info(Args(argc, argv, 2, {"json"}, {"config", "tensor-engine"}));
     if (cmd == "gemm")
       return cmd_gemm(Args(argc, argv, 2, {"json"},
-                           {"m", "n", "k", "config", "seed", "save-model", "profile", "wave", "wave-window"}));
+                           {"m", "n", "k", "config", "seed", "save-model", "profile", "wave", "wave-window", "tensor-engine"}));
     if (cmd == "linear")
       return cmd_linear(Args(argc, argv, 2, {"json", "no-residual"},
-                             {"m", "n", "k", "act", "config", "seed", "save-model", "profile", "wave", "wave-window"}));
+                             {"m", "n", "k", "act", "config", "seed", "save-model", "profile", "wave", "wave-window", "tensor-engine"}));
     if (cmd == "run")
-      return cmd_run(Args(argc, argv, 2, {"json"}, {"input", "output-dir", "config", "profile", "wave", "wave-window"}));
+      return cmd_run(Args(argc, argv, 2, {"json"}, {"input", "output-dir", "config", "profile", "wave", "wave-window", "tensor-engine"}));
     if (cmd == "profile") return cmd_profile(Args(argc, argv, 2, {"json"}, {}));
     if (cmd == "doc") return cmd_doc(Args(argc, argv, 2, {}, {"update"}));
-    if (cmd == "demo") return cmd_demo(Args(argc, argv, 2, {"json"}, {"profile", "wave", "wave-window"}));
+    if (cmd == "demo") return cmd_demo(Args(argc, argv, 2, {"json"}, {"profile", "wave", "wave-window", "tensor-engine"}));
     throw UsageError("unknown command '" + cmd + "'");
   } catch (const UsageError& e) {
     if (isatty(fileno(stderr))) fmt::print(stderr, "\r\033[K");

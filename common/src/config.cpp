@@ -26,10 +26,43 @@ DeviceConfig make_tc1(int n, uint32_t sbuf_partition_kib, uint64_t hbm_mib) {
   return c;
 }
 
+// trn1: one Trainium1 NeuronCore at full size: a 128 x 128 array, 128 partitions of 192 KiB SBUF (24 MiB)
+// and of 16 KiB PSUM (8 banks of 2 KiB: 2 MiB), 16 DMA queues of ~27 GB/s (19 B/cycle at 1.4 GHz) sharing
+// ~410 GB/s of HBM (290 B/cycle), 16 GiB of (sparse) HBM. Its default tensor engine is the fast model:
+// the verilated 128 x 128 array runs at a few thousand cycles per second.
+DeviceConfig make_trn1() {
+  DeviceConfig c;
+  c.name = "trn1";
+  c.tensor_engine = TensorEngineKind::kFast;
+  c.rows = c.cols = 128;
+  c.sbuf_partitions = c.psum_partitions = 128;
+  c.sbuf_partition_bytes = 192 * 1024;
+  c.hbm_bytes = uint64_t(16) << 30;
+  c.dma_bytes_per_cycle = 19;
+  c.hbm_bytes_per_cycle = 290;
+  return c;
+}
+
 }  // namespace
+
+const char* tensor_engine_name(TensorEngineKind k) {
+  switch (k) {
+    case TensorEngineKind::kRtl: return "rtl";
+    case TensorEngineKind::kFast: return "fast";
+    case TensorEngineKind::kLockstep: return "lockstep";
+  }
+  return "unknown";
+}
+
+TensorEngineKind parse_tensor_engine(const std::string& name) {
+  for (TensorEngineKind k : {TensorEngineKind::kRtl, TensorEngineKind::kFast, TensorEngineKind::kLockstep})
+    if (name == tensor_engine_name(k)) return k;
+  throw Error(ErrorCode::kInvalidArgument, "unknown tensor engine '" + name + "' (known: rtl, fast, lockstep)");
+}
 
 const std::vector<DeviceConfig>& builtin_configs() {
   static const std::vector<DeviceConfig> configs = {
+      make_trn1(),
       make_tc1(8, 16, 256),
       make_tc1(16, 32, 512),
       make_tc1(32, 64, 1024),

@@ -75,6 +75,7 @@ Driver::Driver(Transport& transport) : transport_(transport) {
   info_.hbm_bytes_per_cycle = transport_.mmio_read(HBM_BYTES_PER_CYCLE);
   info_.dma_latency_cycles = transport_.mmio_read(DMA_LATENCY_CYCLES);
   info_.dma_min_run_bytes = transport_.mmio_read(DMA_MIN_RUN_BYTES);
+  info_.tensor_engine = TensorEngineKind(std::min<uint32_t>(transport_.mmio_read(TE_MODEL), 2));
   if (info_.hbm_bytes <= kAllocBase)
     throw Error(ErrorCode::kDevice, fmt::format("{}: HBM of {} bytes is too small", transport_.describe(), info_.hbm_bytes));
   free_[kAllocBase] = info_.hbm_bytes - kAllocBase;
@@ -201,6 +202,22 @@ DeviceFault Driver::read_fault() {
                             sem, transport_.mmio_read(engine_reg(e, ENG_WAIT_VALUE)),
                             transport_.mmio_read(sem_reg(int(sem) & 0xFF)));
     }
+  }
+  if (code == FaultCode::LockstepMismatch) {
+    static const char* const kPorts[] = {"?", "out_valid", "out_data", "wload_ready", "busy"};
+    const uint32_t port = transport_.mmio_read(LOCKSTEP_PORT);
+    const uint64_t at = transport_.mmio_read(LOCKSTEP_CYCLE_LO) | (uint64_t(transport_.mmio_read(LOCKSTEP_CYCLE_HI)) << 32);
+    const uint32_t rtl = transport_.mmio_read(LOCKSTEP_RTL), fast = transport_.mmio_read(LOCKSTEP_FAST);
+    const char* name = kPorts[port < 5 ? port : 0];
+    if (port == 2)
+      detail = fmt::format(": result column {} element {} at job cycle {}: rtl 0x{:08x}, fast 0x{:08x}",
+                           transport_.mmio_read(LOCKSTEP_COLUMN), transport_.mmio_read(LOCKSTEP_ELEMENT), at, rtl, fast);
+    else if (port == 1)
+      detail = fmt::format(": result column {}: the {} model presents it at job cycle {}, the {} does not "
+                           "(cycle counts differ)",
+                           transport_.mmio_read(LOCKSTEP_COLUMN), rtl ? "rtl" : "fast", at, rtl ? "fast" : "rtl");
+    else
+      detail = fmt::format(": {} after job cycle {}: rtl {}, fast {} (cycle counts differ)", name, at, rtl, fast);
   }
   return DeviceFault(code, engine, pc, addr, info, seq, detail);
 }

@@ -20,12 +20,16 @@
 #include "tcemu/emu/device.h"
 
 // Verilated headers (pulled in by the RTL adapter) must come before <systemc>.
+#include "tcemu/rtl/fast_tensor_engine.h"
+#include "tcemu/rtl/lockstep_tensor_engine.h"
 #include "tcemu/rtl/tensor_engine.h"
 
 #define SC_INCLUDE_DYNAMIC_PROCESSES  // sc_spawn for the per-queue DMA threads
 #include <systemc>
 
 #include "dma.h"
+
+#include <fmt/format.h>
 
 #include <array>
 #include <cstdlib>
@@ -116,7 +120,7 @@ class Tc1 : public sc_core::sc_module {
   Tc1(sc_core::sc_module_name name, const DeviceConfig& cfg, const DeviceOptions& options)
       : sc_module(name), cfg_(cfg), options_(options), hbm_(cfg.hbm_bytes),
         sbuf_(cfg.sbuf_bytes(), 0), psum_(cfg.psum_bytes(), 0),
-        te_(rtl::make_tensor_engine(cfg.rows, cfg.cols)) {
+        te_kind_(options.tensor_engine.value_or(cfg.tensor_engine)), te_(make_engine()) {
     te_->reset();
     streams_.resize(isa::kMaxEngines);
     engine_done_.assign(isa::kMaxEngines, true);
@@ -204,6 +208,14 @@ class Tc1 : public sc_core::sc_module {
       case JOB_CYCLES_LO: return uint32_t(job_cycles_);
       case JOB_CYCLES_HI: return uint32_t(job_cycles_ >> 32);
       case TRACE_COUNT: return trace_count_;
+      case TE_MODEL: return uint32_t(te_kind_);
+      case LOCKSTEP_PORT: return ls_port_;
+      case LOCKSTEP_COLUMN: return ls_column_;
+      case LOCKSTEP_ELEMENT: return ls_element_;
+      case LOCKSTEP_RTL: return ls_rtl_;
+      case LOCKSTEP_FAST: return ls_fast_;
+      case LOCKSTEP_CYCLE_LO: return uint32_t(ls_cycle_);
+      case LOCKSTEP_CYCLE_HI: return uint32_t(ls_cycle_ >> 32);
       case NOTIFY_COUNT: return uint32_t(notify_fifo_.size());
       case NOTIFY_TAG: return notify_fifo_.empty() ? 0 : notify_fifo_.front().tag;
       case NOTIFY_ENGINE: return notify_fifo_.empty() ? 0 : notify_fifo_.front().engine;
@@ -273,6 +285,8 @@ class Tc1 : public sc_core::sc_module {
     watchdog_cycles_ = regs::kDefaultWatchdogCycles;
     watchdog_ev_.cancel();
     te_->reset();
+    if (lockstep_) lockstep_->clear_divergence();
+    ls_port_ = ls_column_ = ls_element_ = ls_rtl_ = ls_fast_ = 0, ls_cycle_ = 0;
     wake_ev_.notify(sc_core::SC_ZERO_TIME);
     abort_ev_.notify(sc_core::SC_ZERO_TIME);
     kick();
@@ -546,6 +560,8 @@ class Tc1 : public sc_core::sc_module {
   void write_psum(const Matmul& mm, const uint32_t* col);
   // The TensorE sequencer process (tensor_engine.cpp).
   void tensor_engine();
+  void report_lockstep(const rtl::LockstepDivergence& d, const std::deque<Matmul>& inflight,
+                       const std::optional<Matmul>& loading, uint32_t next_pc);
 
   DeviceConfig cfg_;
   DeviceOptions options_;
@@ -554,7 +570,38 @@ class Tc1 : public sc_core::sc_module {
   void wave_step();
   SparseMemory hbm_;
   std::vector<uint8_t> sbuf_, psum_;
+  TensorEngineKind te_kind_;
+  rtl::LockstepTensorEngine* lockstep_ = nullptr;  // te_ itself when te_kind_ is kLockstep
   std::unique_ptr<rtl::TensorEngineModel> te_;
+  // LockstepMismatch details (LOCKSTEP_* registers).
+  uint32_t ls_port_ = 0, ls_column_ = 0, ls_element_ = 0, ls_rtl_ = 0, ls_fast_ = 0;
+  uint64_t ls_cycle_ = 0;
+
+  std::unique_ptr<rtl::TensorEngineModel> make_engine() {
+    if (!options_.wave_path.empty() && te_kind_ == TensorEngineKind::kFast)
+      throw Error(ErrorCode::kInvalidArgument,
+                  "a waveform needs the RTL tensor engine: use --tensor-engine rtl or lockstep with --wave");
+    switch (te_kind_) {
+      case TensorEngineKind::kRtl: return make_rtl();
+      case TensorEngineKind::kFast: return rtl::make_fast_tensor_engine(cfg_.rows, cfg_.cols);
+      case TensorEngineKind::kLockstep: {
+        auto ls = std::make_unique<rtl::LockstepTensorEngine>(make_rtl(),
+                                                              rtl::make_fast_tensor_engine(cfg_.rows, cfg_.cols));
+        ls->inject_candidate_error(options_.lockstep_inject_column, 7);
+        lockstep_ = ls.get();
+        return ls;
+      }
+    }
+    throw Error(ErrorCode::kInvalidArgument, "unknown tensor engine kind");
+  }
+  std::unique_ptr<rtl::TensorEngineModel> make_rtl() {
+    try {
+      return rtl::make_tensor_engine(cfg_.rows, cfg_.cols);
+    } catch (const std::invalid_argument& e) {
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("config {}: {} (the fast model runs any size: "
+                                                           "--tensor-engine fast)", cfg_.name, e.what()));
+    }
+  }
 
   // CSR state
   bool enabled_ = false;

@@ -137,6 +137,27 @@ void Tc1::wave_step() {
   if (wave_open_) te_->set_trace_cycle(rel);
 }
 
+// The RTL and the fast model differed after this cycle's edge: fault with where (LOCKSTEP_* registers).
+// A result port names the instruction whose column is being presented (the oldest in flight); a weight
+// or busy flag the instruction being loaded, else the newest in flight.
+void Tc1::report_lockstep(const rtl::LockstepDivergence& d, const std::deque<Matmul>& inflight,
+                          const std::optional<Matmul>& loading, uint32_t next_pc) {
+  const bool result_port = d.port == "out_data" || d.port == "out_valid";
+  const Matmul* mm = result_port ? (inflight.empty() ? nullptr : &inflight.front())
+                                 : (loading ? &*loading : (inflight.empty() ? nullptr : &inflight.back()));
+  ls_port_ = d.port == "out_valid" ? 1 : d.port == "out_data" ? 2 : d.port == "wload_ready" ? 3 : 4;
+  ls_column_ = mm ? uint32_t(mm->next_out) : 0;
+  ls_element_ = d.element < 0 ? 0 : uint32_t(d.element);
+  ls_rtl_ = d.reference, ls_fast_ = d.candidate;
+  ls_cycle_ = cycle() + 1 - job_start_cycle_;  // the edge of this cycle, as a job cycle
+  uint64_t addr = 0;
+  if (mm && d.element >= 0)
+    addr = isa::make_addr(isa::Space::kPsum, (mm->in.out_part + uint64_t(d.element)) * cfg_.psum_partition_bytes() +
+                                                 mm->in.out_off + 4 * uint64_t(mm->next_out));
+  raise_fault(FaultCode::LockstepMismatch, isa::kEngineTensor, mm ? mm->pc : next_pc, addr,
+              mm ? uint32_t(mm->in.opcode) : 0);
+}
+
 void Tc1::tensor_engine() {
   const int engine = isa::kEngineTensor;
   const int rows = cfg_.rows, cols = cfg_.cols;
@@ -245,6 +266,10 @@ void Tc1::tensor_engine() {
       }
       wave_step();
       te_->tick();
+      if (lockstep_ && lockstep_->divergence()) {
+        report_lockstep(*lockstep_->divergence(), inflight, loading, next_pc);
+        break;
+      }
       if (!wait_cycles(1, token)) break;
       if (te_->out_valid()) {
         te_->out_data(out.data());

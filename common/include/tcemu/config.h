@@ -8,8 +8,16 @@
 
 namespace tcemu {
 
+// The tensor engine's implementation (docs/rtl.md): the verilated RTL (the truth), the fast C++ model
+// (bit- and cycle-exact with it), or both in lockstep (every port compared after every cycle).
+enum class TensorEngineKind { kRtl, kFast, kLockstep };
+const char* tensor_engine_name(TensorEngineKind k);  // "rtl", "fast", "lockstep"
+// Throws Error(kInvalidArgument) naming `name` and the accepted names.
+TensorEngineKind parse_tensor_engine(const std::string& name);
+
 struct DeviceConfig {
   std::string name;
+  TensorEngineKind tensor_engine = TensorEngineKind::kRtl;  // the default for this config
   int rows = 16;                       // TensorE array rows = contraction (K) lanes = SBUF partitions
   int cols = 16;                       // TensorE array columns = stationary width (M) = PSUM partitions used
   int sbuf_partitions = 16;
@@ -40,10 +48,10 @@ struct DeviceConfig {
   uint64_t psum_bytes() const { return uint64_t(psum_partitions) * psum_partition_bytes(); }
 };
 
-// Names accepted by --config: tc1-8, tc1-16, tc1-32.
+// Names accepted by --config: trn1, tc1-8, tc1-16, tc1-32.
 const std::vector<DeviceConfig>& builtin_configs();
 // Throws Error(kInvalidArgument) naming the unknown config and listing the known ones.
 const DeviceConfig& find_config(const std::string& name);
-inline constexpr const char* kDefaultConfig = "tc1-16";
+inline constexpr const char* kDefaultConfig = "trn1";
 
 }  // namespace tcemu

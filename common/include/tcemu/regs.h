@@ -9,7 +9,7 @@
 namespace tcemu::regs {
 
 inline constexpr uint32_t kDeviceId = 0x54433101;  // "TC1" + revision 1
-inline constexpr uint32_t kVersionMajor = 1, kVersionMinor = 2;  // 1.1: notification FIFO (NOTIFY_*); 1.2: HBM/DMA timing capabilities
+inline constexpr uint32_t kVersionMajor = 1, kVersionMinor = 3;  // 1.1: NOTIFY_*; 1.2: HBM/DMA timing capabilities; 1.3: TE_MODEL, LOCKSTEP_*
 inline constexpr uint32_t kVersion = (kVersionMajor << 16) | kVersionMinor;
 inline constexpr uint32_t kBarBytes = 0x1000;
 
@@ -64,6 +64,14 @@ inline constexpr uint32_t kBarBytes = 0x1000;
   X(NOTIFY_SEQ, 0x0D4, RO, "head entry: sequence number of the job that posted it")                  \
   X(NOTIFY_POP, 0x0D8, WO, "bit0: remove the head entry (no effect when the FIFO is empty)")         \
   X(NOTIFY_DROPPED, 0x0DC, RO, "notifies dropped because the FIFO was full, since reset (saturates)") \
+  X(TE_MODEL, 0x0E0, RO, "tensor engine implementation: 0 rtl, 1 fast, 2 lockstep (TensorEngineKind)") \
+  X(LOCKSTEP_PORT, 0x0E4, RO, "LockstepMismatch: port that differed (1 out_valid, 2 out_data, 3 wload_ready, 4 busy)") \
+  X(LOCKSTEP_COLUMN, 0x0E8, RO, "LockstepMismatch: result column (n) of the instruction the port was presenting") \
+  X(LOCKSTEP_ELEMENT, 0x0EC, RO, "LockstepMismatch: out_data element (result row c) that differed first")   \
+  X(LOCKSTEP_RTL, 0x0F0, RO, "LockstepMismatch: the RTL's value (fp32 bits, or 0/1 for a flag)")            \
+  X(LOCKSTEP_FAST, 0x0F4, RO, "LockstepMismatch: the fast model's value")                                  \
+  X(LOCKSTEP_CYCLE_LO, 0x0F8, RO, "LockstepMismatch: job cycle after which the ports differed, low word") \
+  X(LOCKSTEP_CYCLE_HI, 0x0FC, RO, "LockstepMismatch: job cycle, high word")                               \
   X(PERF_CTRL, 0x100, WO, "bit0: clear the performance counters")                                   \
   X(TE_MACS_LO, 0x104, RO, "TensorE multiply-accumulates since the counters were cleared, low word") \
   X(TE_MACS_HI, 0x108, RO, "TensorE multiply-accumulates, high word")                               \
@@ -137,7 +145,8 @@ inline constexpr uint32_t kIrqAll = kIrqJobDone | kIrqFault | kIrqNotify;
   X(BadRing, 9, "command ring misconfigured")                                           \
   X(Watchdog, 10, "deadlock: every unfinished engine blocked on a semaphore for WATCHDOG_CYCLES") \
   X(BadDtype, 11, "element type not allowed for this operand (unknown code, or not f32 in PSUM)") \
-  X(BadPartition, 12, "partition range outside the memory, empty, or not aligned to the quadrant")
+  X(BadPartition, 12, "partition range outside the memory, empty, or not aligned to the quadrant") \
+  X(LockstepMismatch, 13, "the RTL and the fast tensor engine differed (LOCKSTEP_* registers say where)")
 
 enum class FaultCode : uint32_t {
 #define TCEMU_X(name, code, doc) name = code,

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "tcemu/config.h"
 #include "tcemu/drv/transport.h"
 #include "tcemu/error.h"
 #include "tcemu/isa.h"
@@ -35,6 +36,7 @@ struct DeviceInfo {
   uint32_t hbm_bytes_per_cycle = 0;  // peak of HBM, shared by the queues
   uint32_t dma_latency_cycles = 0;   // fixed start cost of a dma_copy
   uint32_t dma_min_run_bytes = 0;    // bandwidth a run costs at least
+  TensorEngineKind tensor_engine = TensorEngineKind::kRtl;  // the implementation running (TE_MODEL)
 };
 
 // A fault the device reported; the device is halted until Driver::reset().

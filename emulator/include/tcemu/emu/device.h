@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -27,12 +28,19 @@ struct DeviceOptions {
   // through that window (cycles counted from the job's start, as in the profile). Empty: no waveform.
   std::string wave_path;
   uint64_t wave_from = 0, wave_to = UINT64_MAX;
+  // The tensor engine's implementation; unset: the config's default (tc1-*: rtl, trn1: fast). Waveforms
+  // need the RTL (rtl or lockstep).
+  std::optional<TensorEngineKind> tensor_engine;
+  // Test hook for lockstep: flips one bit of the fast model's `lockstep_inject_column`-th result column
+  // (0-based, since the device was made), so that tests can show the comparison failing. UINT64_MAX: off.
+  uint64_t lockstep_inject_column = UINT64_MAX;
 };
 
 class Device {
  public:
-  // Throws Error(kDevice) if a Device already exists in this process, Error(kInvalidArgument) if no RTL
-  // tensor engine of the config's array size is built.
+  // Throws Error(kDevice) if a Device already exists in this process, Error(kInvalidArgument) if the RTL
+  // is asked for (rtl, lockstep) and no RTL tensor engine of the config's array size is built, or a
+  // waveform is asked for without the RTL.
   explicit Device(const DeviceConfig& config, const DeviceOptions& options = {});
   ~Device();
   Device(const Device&) = delete;
