@@ -58,7 +58,7 @@ commands:
   doc    isa|registers|faults [--update FILE.md]  print (or refresh in FILE.md) a generated doc table
   profile summary TRACE.json [--json]             summarise a profile written by --profile
   demo   [--profile TRACE.json] [--json]          the main job: the embedded default model (GEMM
-                                                  256x256x256) on the default config (tc1-16), with its
+                                                  512x512x512) on the default config (trn1), with its
                                                   profile (default trace file: tcemu_demo_trace.json)
 
 info, gemm, linear, run and demo take --tensor-engine rtl|fast|lockstep: the verilated RTL, the fast C++
@@ -504,8 +504,9 @@ int cmd_profile(const Args& args) {
 }
 
 int cmd_demo(const Args& args) {
-  if (!args.flag("json")) fmt::print("tcemu demo: the default model (GEMM 256x256x256, bf16 -> fp32) on {}\n\n", kDefaultConfig);
-  return run_gemm(find_config(kDefaultConfig), 256, 256, 256, 1, std::nullopt,
+  if (!args.flag("json"))
+    fmt::print("tcemu demo: the default model (GEMM 512x512x512, bf16 -> fp32) on {}\n\n", kDefaultConfig);
+  return run_gemm(find_config(kDefaultConfig), 512, 512, 512, 1, std::nullopt,
                   args.value("profile").value_or("tcemu_demo_trace.json"), args.flag("json"), device_options(args));
 }
 
