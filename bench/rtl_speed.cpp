@@ -7,66 +7,19 @@
 // Figures only; nothing is asserted about time.
 #include <fmt/format.h>
 
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <random>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "te_speed.h"
 #include "tcemu/rtl/tensor_engine.h"
 
 namespace {
 
-struct Result {
-  int rows;
-  int cols;
-  uint64_t cycles;
-  double seconds;
-  double cycles_per_second() const { return static_cast<double>(cycles) / seconds; }
-  double macs_per_second() const { return cycles_per_second() * rows * cols; }
-};
-
-// Random bf16 in roughly [-4, 4] with a random sign: normal numbers, no specials.
-uint16_t random_bf16(std::mt19937& rng) {
-  const uint32_t sign = rng() & 1u;
-  const uint32_t exp = 120 + rng() % 9;
-  const uint32_t mant = rng() & 0x7Fu;
-  return static_cast<uint16_t>((sign << 15) | (exp << 7) | mant);
-}
-
-Result measure(int rows, int cols, double min_seconds) {
-  auto te = tcemu::rtl::make_tensor_engine(rows, cols);
-  std::mt19937 rng(1234);
-  std::vector<uint16_t> w(cols);
-  for (int r = 0; r < rows; ++r) {
-    for (auto& v : w) v = random_bf16(rng);
-    te->set_wload(true, r, w.data());
-    te->tick();
-  }
-  te->set_wload(false, 0, nullptr);
-
-  // A pool of columns cycled through, so the host spends its time in the model, not in the RNG.
-  constexpr int kPool = 64;
-  std::vector<uint16_t> pool(static_cast<size_t>(kPool) * rows);
-  for (auto& v : pool) v = random_bf16(rng);
-
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
-  uint64_t cycles = 0;
-  double elapsed = 0.0;
-  const uint64_t chunk = 2048;
-  while (elapsed < min_seconds) {
-    for (uint64_t i = 0; i < chunk; ++i, ++cycles) {
-      te->set_moving(true, cycles == 0, rows, &pool[(cycles % kPool) * rows]);
-      te->tick();
-    }
-    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  }
-  return {rows, cols, cycles, elapsed};
-}
+using Result = tcemu::bench::TeSpeed;
 
 [[noreturn]] void usage(const char* prog, const std::string& error) {
   std::fprintf(stderr, "%s: %s\nusage: %s [--json] [--min-time SECONDS] [--size RxC ...]\n", prog,
@@ -106,7 +59,7 @@ int main(int argc, char** argv) {
 
   std::vector<Result> results;
   try {
-    for (const auto& [r, c] : sizes) results.push_back(measure(r, c, min_seconds));
+    for (const auto& [r, c] : sizes) results.push_back(tcemu::bench::measure_rtl_bare(r, c, min_seconds));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
     return 1;

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 BUILD_DIR="${1:-build}"
 
 PACKAGES=(build-essential cmake ninja-build pkg-config git
-          verilator libsystemc-dev libfmt-dev libgtest-dev libgmock-dev nlohmann-json3-dev)
+          verilator libsystemc-dev libfmt-dev libgtest-dev libgmock-dev nlohmann-json3-dev
+          libopenblas-dev)  # libopenblas-dev: the OpenBLAS sgemm that `tcemu bench tensor-engine` compares with
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -5,6 +5,7 @@
 //   tcemu linear --m M --n N --k K [--act F] [--no-residual] [--config C] [--seed S] [--json]
 //   tcemu run   MODEL.tcm --input NAME=FILE.npy ... --output-dir DIR [--json]
 //   tcemu demo  [--json]          the main job: the embedded default model on the default config
+//   tcemu bench tensor-engine [--quick] [--json]   host speed of the tensor engine's models (bench/)
 //
 // Errors print one line "tcemu: error: ..." and exit with status 1 (2 for usage errors).
 #include <fmt/format.h>
@@ -33,6 +34,7 @@
 #include "tcemu/numerics.h"
 #include "tcemu/reference.h"
 #include "tcemu/rt/runtime.h"
+#include "tensor_engine_bench.h"
 
 namespace {
 
@@ -60,6 +62,11 @@ commands:
   demo   [--profile TRACE.json] [--json]          the main job: the embedded default model (GEMM
                                                   512x512x512) on the default config (trn1), with its
                                                   profile (default trace file: tcemu_demo_trace.json)
+  bench  tensor-engine [--quick] [--min-time S] [--size N ...] [--openblas-coretype NAME] [--json]
+                                                  host speed of the tensor engine's models: the emulated bf16
+                                                  GEMM (trn1, fast engine) vs OpenBLAS sgemm on one thread,
+                                                  RTL cycles/s bare vs inside SystemC, device cycles/s of the
+                                                  linear layer (docs/bench.md)
 
 info, gemm, linear, run and demo take --tensor-engine rtl|fast|lockstep: the verilated RTL, the fast C++
 model (bit- and cycle-exact with it), or both with every port compared each cycle (the first difference
@@ -530,6 +537,7 @@ int main(int argc, char** argv) {
       return cmd_run(Args(argc, argv, 2, {"json"}, {"input", "output-dir", "config", "profile", "wave", "wave-window", "tensor-engine"}));
     if (cmd == "profile") return cmd_profile(Args(argc, argv, 2, {"json"}, {}));
     if (cmd == "doc") return cmd_doc(Args(argc, argv, 2, {}, {"update"}));
+    if (cmd == "bench") return bench::run_bench_command(std::vector<std::string>(argv + 2, argv + argc));
     if (cmd == "demo") return cmd_demo(Args(argc, argv, 2, {"json"}, {"profile", "wave", "wave-window", "tensor-engine"}));
     throw UsageError("unknown command '" + cmd + "'");
   } catch (const UsageError& e) {

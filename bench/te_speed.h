@@ -1,0 +1,120 @@
+// The tensor-engine speed workloads shared by the benchmarks (tcemu-bench-rtl, tcemu-bench-fast-te and
+// `tcemu bench tensor-engine`): one model, nothing around it, at full throughput.
+//
+//   measure_rtl_bare:   the verilated engine (tcemu_rtl), weights loaded once, then one random moving column
+//                       accepted every cycle with all rows enabled.
+//   measure_fast_model: the fast C++ engine (tcemu_rtl_fast), 512-column matmuls back to back whose next
+//                       weights load into the shadow bank while the current one streams (as the device's
+//                       sequencer issues them), one random column every cycle.
+//
+// Data: random ordinary bf16 (|x| in [2^-7, 4), random signs), drawn from pools so that the host spends its
+// time in the model, not in the RNG. Both run for at least `min_seconds` of wall time. Figures only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <random>
+#include <string_view>
+#include <vector>
+
+#include "tcemu/rtl/fast_tensor_engine.h"
+#include "tcemu/rtl/tensor_engine.h"
+
+namespace tcemu::bench {
+
+struct TeSpeed {
+  int rows = 0, cols = 0;
+  uint64_t cycles = 0;         // clock cycles (= columns accepted: one per cycle)
+  uint64_t columns_exact = 0;  // fast model: columns that needed the exact scalar path (0 for this data)
+  double seconds = 0;
+  double cycles_per_second() const { return double(cycles) / seconds; }
+  double macs_per_second() const { return cycles_per_second() * rows * cols; }
+};
+
+// Random bf16 in roughly [-4, 4] with a random sign: normal numbers, no specials.
+inline uint16_t random_bf16(std::mt19937& rng) {
+  const uint32_t sign = rng() & 1u;
+  const uint32_t exp = 120 + rng() % 9;
+  const uint32_t mant = rng() & 0x7Fu;
+  return static_cast<uint16_t>((sign << 15) | (exp << 7) | mant);
+}
+
+inline TeSpeed measure_rtl_bare(int rows, int cols, double min_seconds) {
+  auto te = rtl::make_tensor_engine(rows, cols);
+  std::mt19937 rng(1234);
+  std::vector<uint16_t> w(cols);
+  for (int r = 0; r < rows; ++r) {
+    for (auto& v : w) v = random_bf16(rng);
+    te->set_wload(true, r, w.data());
+    te->tick();
+  }
+  te->set_wload(false, 0, nullptr);
+
+  constexpr int kPool = 64;
+  std::vector<uint16_t> pool(static_cast<size_t>(kPool) * rows);
+  for (auto& v : pool) v = random_bf16(rng);
+
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  uint64_t cycles = 0;
+  double elapsed = 0.0;
+  const uint64_t chunk = 2048;
+  while (elapsed < min_seconds) {
+    for (uint64_t i = 0; i < chunk; ++i, ++cycles) {
+      te->set_moving(true, cycles == 0, rows, &pool[(cycles % kPool) * rows]);
+      te->tick();
+    }
+    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  return {rows, cols, cycles, 0, elapsed};
+}
+
+inline TeSpeed measure_fast_model(int rows, int cols, std::string_view kernel, double min_seconds) {
+  auto te = rtl::make_fast_tensor_engine(rows, cols);
+  te->select_kernel(kernel);
+  std::mt19937 rng(1234);
+
+  // Moving columns and two weight sets (alternate matmuls use alternate sets).
+  constexpr int kPool = 64;
+  std::vector<uint16_t> pool(static_cast<size_t>(kPool) * rows);
+  for (auto& v : pool) v = random_bf16(rng);
+  std::vector<uint16_t> weights[2];
+  for (auto& w : weights) {
+    w.resize(static_cast<size_t>(rows) * cols);
+    for (auto& v : w) v = random_bf16(rng);
+  }
+  for (int r = 0; r < rows; ++r) {
+    te->set_wload(true, r, &weights[0][static_cast<size_t>(r) * cols]);
+    te->tick();
+  }
+  te->set_wload(false, 0, nullptr);
+
+  constexpr uint64_t kMatmulColumns = 512;
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  uint64_t columns = 0;
+  int next_row = 0;  // next weight row of the next matmul
+  double elapsed = 0.0;
+  const uint64_t chunk = 1024;
+  while (elapsed < min_seconds) {
+    for (uint64_t i = 0; i < chunk; ++i, ++columns) {
+      const uint64_t n = columns % kMatmulColumns;
+      const uint64_t matmul = columns / kMatmulColumns;
+      if (n == 0) next_row = 0;
+      // The next matmul's weights as soon as the shadow bank is free; all of them are in long before its
+      // first column (512 columns > latency + rows at every size measured here).
+      if (next_row < rows && te->wload_ready()) {
+        te->set_wload(true, next_row, &weights[(matmul + 1) % 2][static_cast<size_t>(next_row) * cols]);
+        ++next_row;
+      } else {
+        te->set_wload(false, 0, nullptr);
+      }
+      te->set_moving(true, n == 0, rows, &pool[(columns % kPool) * rows]);
+      te->tick();
+    }
+    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  return {rows, cols, columns, te->stats().columns_exact, elapsed};
+}
+
+}  // namespace tcemu::bench
