@@ -11,112 +11,19 @@
 #include <cstring>
 #include <random>
 
-#include "inproc_transport.h"
-#include "tcemu/drv/driver.h"
-#include "tcemu/isa.h"
 #include "tcemu/numerics.h"
-#include "tcemu/rtl/tensor_engine.h"
+#include "tensor_rig.h"
 
 namespace tcemu {
 namespace {
 
 using isa::Instr;
 using isa::Opcode;
-
-// A device plus helpers that stage data in SBUF and read PSUM back with DMA jobs (HBM <-> SBUF,
-// PSUM -> SBUF scratch -> HBM), and run tensor-only jobs.
-class Rig {
- public:
-  explicit Rig(const char* config) : cfg(find_config(config)), transport(cfg), driver(transport) {
-    win = driver.alloc(kWindow);
-    trace = driver.alloc(64 * kTraceRecordBytes, 64);
-  }
-
-  static constexpr uint64_t kWindow = 1 << 20;
-  static constexpr uint64_t kStage = 0, kBack = kWindow / 2;  // window offsets of the staging areas
-
-  DeviceConfig cfg;
-  drv::InProcessTransport transport;
-  drv::Driver driver;
-  uint64_t win = 0, trace = 0;
-
-  // SBUF scratch the PSUM read-back goes through: the last 2 KiB (one PSUM bank) of every partition.
-  uint64_t scratch_off() const { return cfg.sbuf_partition_bytes - cfg.psum_bank_bytes; }
-
-  drv::JobResult run(const std::vector<std::pair<int, std::vector<Instr>>>& streams, uint32_t trace_cap = 0) {
-    drv::Job job{win, kWindow, {}};
-    drv::ScopedMemory code(driver);  // the code blocks go back to the allocator even when the job faults
-    for (const auto& [engine, instrs] : streams) job.streams.push_back(code.stream(engine, instrs));
-    job.trace_addr = trace_cap ? trace : 0, job.trace_capacity = trace_cap;
-    return driver.run(job, 50'000'000);
-  }
-  drv::JobResult run_tensor(const std::vector<Instr>& instrs, uint32_t trace_cap = 0) {
-    return run({{isa::kEngineTensor, instrs}}, trace_cap);
-  }
-
-  // Writes `nparts` rows of `row_bytes` bytes into SBUF partitions part.. at byte `off`.
-  void sbuf_write(uint64_t part, uint64_t off, uint64_t row_bytes, uint64_t nparts, const void* data) {
-    driver.write(win + kStage, std::span(static_cast<const uint8_t*>(data), row_bytes * nparts));
-    run({{isa::kEngineDma0,
-          {copy(hbm(kStage), sbuf(part, off), row_bytes, nparts, row_bytes, cfg.sbuf_partition_bytes)}}});
-  }
-  // Reads `nparts` x `count` fp32 bit patterns from PSUM partitions part.. at byte `off`.
-  std::vector<uint32_t> psum_read(uint64_t part, uint64_t off, uint64_t count, uint64_t nparts) {
-    const uint64_t row = 4 * count;
-    run({{isa::kEngineDma0,
-          {copy(psum(part, off), sbuf(part, scratch_off()), row, nparts, cfg.psum_partition_bytes(),
-                cfg.sbuf_partition_bytes),
-           copy(sbuf(part, scratch_off()), hbm(kBack), row, nparts, cfg.sbuf_partition_bytes, row)}}});
-    std::vector<uint32_t> v(count * nparts);
-    driver.read(win + kBack, std::span(reinterpret_cast<uint8_t*>(v.data()), v.size() * 4));
-    return v;
-  }
-
-  static Instr copy(uint64_t src, uint64_t dst, uint64_t bytes, uint64_t d1, uint64_t s1, uint64_t t1) {
-    Instr in;
-    in.opcode = Opcode::DmaCopy;
-    in.src = src, in.dst = dst, in.bytes = bytes, in.d1_count = d1, in.d2_count = 1;
-    in.src_d1_stride = s1, in.dst_d1_stride = t1;
-    return in;
-  }
-  static uint64_t hbm(uint64_t off) { return isa::make_addr(isa::Space::kHbm, off); }
-  uint64_t sbuf(uint64_t part, uint64_t off) const {
-    return isa::make_addr(isa::Space::kSbuf, part * cfg.sbuf_partition_bytes + off);
-  }
-  uint64_t psum(uint64_t part, uint64_t off) const {
-    return isa::make_addr(isa::Space::kPsum, part * cfg.psum_partition_bytes() + off);
-  }
-  int latency() const { return rtl::tensor_engine_latency(cfg.rows, cfg.cols); }
-};
-
-Instr pe_transpose(uint64_t k, uint64_t m, uint64_t st_part, uint64_t st_off, uint64_t out_part, uint64_t out_off,
-                   bool accumulate = false) {
-  Instr in;
-  in.opcode = Opcode::PeTranspose;
-  in.k = k, in.m = m, in.accumulate = accumulate;
-  in.st_part = st_part, in.st_off = st_off, in.out_part = out_part, in.out_off = out_off;
-  return in;
-}
-
-struct MatmulOperands {
-  uint64_t st_part = 0, st_off = 0, mv_part = 0, mv_off = 0, out_part = 0, out_off = 0;
-};
-Instr matmul(isa::MatmulType type, uint64_t k, uint64_t m, uint64_t n, const MatmulOperands& o,
-             bool accumulate = false) {
-  Instr in;
-  in.opcode = Opcode::Matmul;
-  in.dtype = uint64_t(type);
-  in.k = k, in.m = m, in.n = n, in.accumulate = accumulate;
-  in.st_part = o.st_part, in.st_off = o.st_off, in.mv_part = o.mv_part, in.mv_off = o.mv_off;
-  in.out_part = o.out_part, in.out_off = o.out_off;
-  return in;
-}
-
-std::string hex(uint32_t v) {
-  char b[16];
-  std::snprintf(b, sizeof b, "0x%08x", v);
-  return b;
-}
+using test::hex;
+using test::matmul;
+using test::MatmulOperands;
+using test::pe_transpose;
+using Rig = test::TensorRig;
 
 // ---- pe_transpose -------------------------------------------------------------------------------------
 
