@@ -1,6 +1,8 @@
-// GEMM kernel end to end (builder -> runtime -> driver -> emulated device with the RTL tensor engine),
-// checked bit for bit against the independent golden model. One device per process: each test
-// instance runs in its own process (gtest_discover_tests).
+// GEMM kernel end to end (builder -> runtime -> driver -> emulated device), checked bit for bit against the
+// independent golden model. The tc1-* devices run the tensor engine in lockstep: the RTL's results go to
+// PSUM and the fast model is compared with it every cycle (a difference faults the job), so every kernel
+// run here is also a lockstep check of the fast engine; trn1 (128 x 128) runs its default, the fast engine
+// alone. One device per process: each test instance runs in its own process (gtest_discover_tests).
 #include <gtest/gtest.h>
 
 #include <random>
@@ -16,10 +18,17 @@ namespace {
 struct Shape {
   const char* config;
   int m, n, k;
+  TensorEngineKind engine = TensorEngineKind::kLockstep;
 };
 
 std::ostream& operator<<(std::ostream& os, const Shape& s) {
-  return os << s.config << "_" << s.m << "x" << s.n << "x" << s.k;
+  return os << s.config << "_" << s.m << "x" << s.n << "x" << s.k << "_" << tensor_engine_name(s.engine);
+}
+
+emu::DeviceOptions with_engine(TensorEngineKind kind) {
+  emu::DeviceOptions o;
+  o.tensor_engine = kind;
+  return o;
 }
 
 struct GemmRun {
@@ -63,8 +72,9 @@ class GemmShapes : public ::testing::TestWithParam<Shape> {};
 TEST_P(GemmShapes, BitExactAgainstGoldenAndDeterministic) {
   const Shape s = GetParam();
   const DeviceConfig& cfg = find_config(s.config);
-  drv::InProcessTransport transport(cfg);
+  drv::InProcessTransport transport(cfg, with_engine(s.engine));
   drv::Driver driver(transport);
+  ASSERT_EQ(driver.info().tensor_engine, s.engine);
   rt::Runtime runtime(driver);
   std::mt19937 rng(s.m * 131 + s.n * 7 + s.k);
   auto A = random_bf16(rng, size_t(s.m) * s.k), B = random_bf16(rng, size_t(s.k) * s.n);
@@ -82,13 +92,15 @@ TEST_P(GemmShapes, BitExactAgainstGoldenAndDeterministic) {
 INSTANTIATE_TEST_SUITE_P(
     Configs, GemmShapes,
     ::testing::Values(Shape{"tc1-8", 8, 8, 8}, Shape{"tc1-8", 1, 1, 1}, Shape{"tc1-8", 13, 7, 21},
-                      Shape{"tc1-8", 64, 96, 80}, Shape{"tc1-8", 20, 600, 17}, Shape{"tc1-8", 10, 70, 2100}, Shape{"tc1-16", 16, 16, 16},
-                      Shape{"tc1-16", 64, 96, 80}, Shape{"tc1-16", 33, 5, 47}, Shape{"tc1-16", 100, 130, 70},
-                      Shape{"tc1-16", 17, 513, 33}, Shape{"tc1-32", 32, 32, 32}, Shape{"tc1-32", 64, 96, 80},
-                      Shape{"tc1-32", 31, 33, 65}, Shape{"tc1-32", 70, 200, 100}, Shape{"tc1-32", 1, 700, 3}),
+                      Shape{"tc1-8", 64, 96, 80}, Shape{"tc1-8", 20, 600, 17}, Shape{"tc1-8", 10, 70, 2100},
+                      Shape{"tc1-16", 16, 16, 16}, Shape{"tc1-16", 64, 96, 80}, Shape{"tc1-16", 33, 5, 47},
+                      Shape{"tc1-16", 100, 130, 70}, Shape{"tc1-16", 17, 513, 33}, Shape{"tc1-32", 32, 32, 32},
+                      Shape{"tc1-32", 64, 96, 80}, Shape{"tc1-32", 31, 33, 65}, Shape{"tc1-32", 70, 200, 100},
+                      Shape{"tc1-32", 1, 700, 3}, Shape{"trn1", 256, 192, 300, TensorEngineKind::kFast}),
     [](const ::testing::TestParamInfo<Shape>& i) {
       std::string n = std::string(i.param.config) + "_" + std::to_string(i.param.m) + "x" + std::to_string(i.param.n) +
                       "x" + std::to_string(i.param.k);
+      if (i.param.engine != TensorEngineKind::kLockstep) n += std::string("_") + tensor_engine_name(i.param.engine);
       for (auto& c : n)
         if (c == '-') c = '_';
       return n;
@@ -98,7 +110,7 @@ INSTANTIATE_TEST_SUITE_P(
 // NaN, subnormals (read as zero), values whose products overflow or underflow, and exact cancellation.
 TEST(GemmSpecial, EdgeValuesBitExactThroughPsumAccumulation) {
   const DeviceConfig& cfg = find_config("tc1-8");
-  drv::InProcessTransport transport(cfg);
+  drv::InProcessTransport transport(cfg, with_engine(TensorEngineKind::kLockstep));
   drv::Driver driver(transport);
   rt::Runtime runtime(driver);
   const uint16_t specials[] = {0x0000, 0x8000, 0x7F80, 0xFF80, 0x7FC0, 0x0001, 0x8040, 0x7F7F, 0xFF7F,

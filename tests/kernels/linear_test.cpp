@@ -2,7 +2,9 @@
 // end on the emulated device, checked against the independent reference (tcemu/reference.h: the golden
 // matmul bit for bit, the activation in fp64 within its documented tolerance), and its profile: DMA,
 // TensorE, ScalarE and VectorE overlap in time, and the Perfetto trace agrees with the device's records
-// and counters. One device per process: each test runs in its own process (gtest_discover_tests).
+// and counters. The tc1-* devices run the tensor engine in lockstep (the RTL's results go to PSUM, the fast
+// model is compared with it every cycle and a difference faults the job); trn1 runs the fast engine alone.
+// One device per process: each test runs in its own process (gtest_discover_tests).
 #include <gtest/gtest.h>
 
 #include <random>
@@ -25,11 +27,14 @@ struct Case {
   int m, n, k;
   ActFunc act = ActFunc::kGeluTanh;
   bool residual = true;
+  TensorEngineKind engine = TensorEngineKind::kLockstep;
 };
 
 std::ostream& operator<<(std::ostream& os, const Case& c) {
-  return os << c.config << "_" << c.m << "x" << c.n << "x" << c.k << "_" << isa::act_func_name(uint64_t(c.act))
-            << (c.residual ? "_residual" : "");
+  os << c.config << "_" << c.m << "x" << c.n << "x" << c.k << "_" << isa::act_func_name(uint64_t(c.act))
+     << (c.residual ? "_residual" : "");
+  if (c.engine != TensorEngineKind::kLockstep) os << "_" << tensor_engine_name(c.engine);
+  return os;
 }
 
 std::vector<float> uniform(std::mt19937& rng, size_t n, float lo, float hi) {
@@ -46,7 +51,13 @@ struct LinearRun {
 
 // One emulated device (one per process) with its driver and runtime.
 struct Device {
-  explicit Device(const DeviceConfig& cfg) : transport(cfg), driver(transport), runtime(driver) {}
+  explicit Device(const DeviceConfig& cfg, TensorEngineKind engine = TensorEngineKind::kLockstep)
+      : transport(cfg, options(engine)), driver(transport), runtime(driver) {}
+  static emu::DeviceOptions options(TensorEngineKind engine) {
+    emu::DeviceOptions o;
+    o.tensor_engine = engine;
+    return o;
+  }
   drv::InProcessTransport transport;
   drv::Driver driver;
   rt::Runtime runtime;
@@ -81,7 +92,8 @@ class Linear : public ::testing::TestWithParam<Case> {};
 TEST_P(Linear, MatchesTheReference) {
   const Case& c = GetParam();
   const DeviceConfig& cfg = find_config(c.config);
-  Device dev(cfg);
+  Device dev(cfg, c.engine);
+  ASSERT_EQ(dev.driver.info().tensor_engine, c.engine);
   const LinearRun r = run_linear(dev.runtime, cfg, c);
   const std::vector<float>& yT = r.result.outputs.at("yT").data;
   ASSERT_EQ(yT.size(), size_t(c.m) * c.n);
@@ -97,14 +109,16 @@ TEST_P(Linear, MatchesTheReference) {
 }
 
 // Shapes: not multiples of the array, more than one m-tile (PSUM bank) and n-tile, K longer than the
-// array (PSUM accumulation), W resident in SBUF or streamed per n-tile (tc1-8 with 256 x 256 weights).
+// array (PSUM accumulation), W resident in SBUF or streamed per n-tile (tc1-8 with 256 x 256 weights), and
+// one shape on trn1 with the fast engine.
 INSTANTIATE_TEST_SUITE_P(
     Shapes, Linear,
     ::testing::Values(Case{"tc1-16", 64, 48, 40}, Case{"tc1-16", 13, 7, 21}, Case{"tc1-16", 600, 20, 70},
                       Case{"tc1-16", 100, 33, 50, ActFunc::kRelu, false},
                       Case{"tc1-16", 70, 40, 33, ActFunc::kIdentity, true},
                       Case{"tc1-16", 90, 17, 48, ActFunc::kGeluErf, false}, Case{"tc1-8", 64, 256, 256},
-                      Case{"tc1-8", 130, 12, 9, ActFunc::kSilu, true}, Case{"tc1-32", 200, 70, 100}),
+                      Case{"tc1-8", 130, 12, 9, ActFunc::kSilu, true}, Case{"tc1-32", 200, 70, 100},
+                      Case{"trn1", 256, 192, 300, ActFunc::kGeluTanh, true, TensorEngineKind::kFast}),
     [](const ::testing::TestParamInfo<Case>& i) {
       std::ostringstream os;
       os << i.param;
