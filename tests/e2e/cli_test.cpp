@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <regex>
 
@@ -89,6 +90,61 @@ TEST(Cli, InfoJson) {
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_EQ(json_uint(r.out, "array_rows"), 32u);
   EXPECT_EQ(json_uint(r.out, "dma_queues"), 16u);
+}
+
+std::string json_string(const std::string& json, const std::string& key) {
+  std::smatch m;
+  if (!std::regex_search(json, m, std::regex("\"" + key + "\": *\"([^\"]*)\""))) return "<missing>";
+  return m[1];
+}
+
+// The default config is trn1 with the fast engine; a tc1 config defaults to the RTL.
+TEST(Cli, InfoDefaultsToTrn1WithTheFastEngine) {
+  Result r = tcemu("info --json");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(json_string(r.out, "config"), "trn1") << r.out;
+  EXPECT_EQ(json_string(r.out, "tensor_engine"), "fast") << r.out;
+  EXPECT_EQ(json_uint(r.out, "array_rows"), 128u);
+  EXPECT_EQ(json_string(tcemu("info --config tc1-8 --json").out, "tensor_engine"), "rtl");
+  EXPECT_EQ(json_string(tcemu("info --config tc1-8 --tensor-engine lockstep --json").out, "tensor_engine"), "lockstep");
+}
+
+// The three engines give the same GEMM, bit-exact, in the same cycles; the JSON says which one ran.
+TEST(Cli, GemmSameCyclesOnRtlFastAndLockstep) {
+  std::map<std::string, uint64_t> cycles;
+  for (const char* engine : {"rtl", "fast", "lockstep"}) {
+    Result r =
+        tcemu(std::string("gemm --m 40 --n 70 --k 50 --config tc1-16 --seed 3 --json --tensor-engine ") + engine);
+    ASSERT_EQ(r.status, 0) << engine << ": " << r.out;
+    EXPECT_EQ(lines(r.out), 1) << r.out;
+    EXPECT_EQ(json_string(r.out, "tensor_engine"), engine) << r.out;
+    EXPECT_EQ(json_uint(r.out, "mismatches"), 0u) << r.out;
+    cycles[engine] = json_uint(r.out, "cycles");
+  }
+  EXPECT_NE(cycles["rtl"], UINT64_MAX);
+  EXPECT_EQ(cycles["fast"], cycles["rtl"]);
+  EXPECT_EQ(cycles["lockstep"], cycles["rtl"]);
+}
+
+TEST(Cli, TensorEngineErrors) {
+  // An unknown name is a usage error naming the accepted ones.
+  Result bogus = tcemu("gemm --m 4 --n 4 --k 4 --config tc1-8 --tensor-engine bogus");
+  EXPECT_EQ(bogus.status, 2) << bogus.out;
+  EXPECT_NE(bogus.out.find("tcemu: error: --tensor-engine: unknown tensor engine 'bogus' (known: rtl, fast, lockstep)"),
+            std::string::npos)
+      << bogus.out;
+  // A waveform needs the RTL: refused with the fast engine, in one line, and no file is written.
+  const fs::path d = temp_dir("wave_fast");
+  const fs::path wave = d / "x.fst";
+  Result fast = tcemu("gemm --m 4 --n 4 --k 4 --config tc1-8 --wave " + wave.string() + " --tensor-engine fast");
+  EXPECT_EQ(fast.status, 1) << fast.out;
+  EXPECT_EQ(lines(fast.out), 1) << fast.out;
+  EXPECT_NE(fast.out.find("tcemu: error: a waveform needs the RTL tensor engine"), std::string::npos) << fast.out;
+  EXPECT_FALSE(fs::exists(wave));
+  // trn1 defaults to the fast engine, so --wave there is refused the same way.
+  EXPECT_NE(tcemu("gemm --m 4 --n 4 --k 4 --wave " + wave.string()).out.find("a waveform needs the RTL"),
+            std::string::npos);
+  fs::remove_all(d);
 }
 
 TEST(Cli, BadArgumentsGiveOneLineErrorAndNonZeroExit) {
