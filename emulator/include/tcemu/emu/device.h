@@ -1,5 +1,6 @@
 // The TC1 device: a SystemC model of the whole core (CSR/MMIO block, command processor, per-engine
-// sequencers with semaphores, DMA queues, HBM, SBUF, PSUM) with the tensor engine as verilated RTL, the fast C++ model, or both in lockstep.
+// sequencers with semaphores, DMA queues, HBM, SBUF, PSUM) with the tensor engine as verilated RTL, the
+// fast C++ model, or both in lockstep.
 //
 // Contract with the host side (the in-process Transport is the only caller):
 //  - The host calls mmio_read/mmio_write/hbm_read/hbm_write only while the simulation is paused, i.e.
