@@ -9,30 +9,6 @@
 
 namespace tcemu::num {
 
-uint32_t f32_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return u;
-}
-
-float f32_from_bits(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-
-float bf16_to_f32(uint16_t b) { return f32_from_bits(static_cast<uint32_t>(b) << 16); }
-
-uint16_t f32_to_bf16(float f) {
-  uint32_t u = f32_bits(f);
-  if (std::isnan(f)) return kBf16CanonicalNan;
-  // Add half an ulp of bf16 (0x7FFF) plus the lowest kept bit (ties to even); carries into the exponent
-  // give the correct next binade or infinity.
-  uint32_t lsb = (u >> 16) & 1u;
-  u += 0x7FFFu + lsb;
-  return static_cast<uint16_t>(u >> 16);
-}
-
 namespace {
 
 // Reads a value as the tensor engine does: subnormals become zero of the same sign.

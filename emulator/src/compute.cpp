@@ -59,8 +59,8 @@ View Checker::tensor(uint64_t word, const Shape& shape) {
         }
       }
   }
-  v.data = (sbuf ? mem_.sbuf : mem_.psum) + t.part * pitch + t.off;
-  v.pitch = pitch;
+  v.pitch = sbuf ? mem_.sbuf_pitch : mem_.psum_pitch;
+  v.data = (sbuf ? mem_.sbuf : mem_.psum) + t.part * v.pitch + t.off;
   v.s0 = t.s0, v.s1 = t.s1;
   v.dtype = t.dtype;
   v.bytes = bytes;

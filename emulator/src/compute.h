@@ -15,11 +15,13 @@ namespace tcemu::emu::compute {
 
 using regs::FaultCode;
 
-// The memories an operand may live in.
+// The memories an operand may live in: partition p of SBUF starts at sbuf + p * sbuf_pitch on the host
+// (the host pitch is not the device's partition size: tc1.h, ChipMemory).
 struct Memories {
   const DeviceConfig& cfg;
   uint8_t* sbuf;
   uint8_t* psum;
+  uint64_t sbuf_pitch, psum_pitch;
 };
 
 // The iteration space of an instruction: np partitions x [n1][n0] free elements.
@@ -31,7 +33,7 @@ struct Shape {
 // A checked operand: element (p, i1, i0) lives at at(p, i1, i0).
 struct View {
   uint8_t* data = nullptr;  // element (0, 0, 0)
-  uint64_t pitch = 0;       // bytes from one partition to the next
+  uint64_t pitch = 0;       // host bytes from one partition to the next
   uint64_t s0 = 0, s1 = 0;  // element strides
   isa::DType dtype = isa::DType::kF32;
   uint32_t bytes = 4;

@@ -177,6 +177,75 @@ uint32_t convert(uint32_t raw, DType from, DType to) {
 
 // ---- dma_copy --------------------------------------------------------------------------------------------
 
+bool Tc1::dma_affine_side(uint64_t addr, uint64_t space, uint64_t bytes, const uint64_t count[3],
+                          const uint64_t stride[3], AffineSide& side) {
+  // Addresses grow with every index (strides are unsigned, < 2^32; counts < 2^16): the first and the last
+  // run bound all of them, and no sum wraps.
+  uint64_t last = addr;
+  for (int d = 0; d < 3; ++d) last += (count[d] - 1) * stride[d];
+  if (isa::addr_space(addr) != space || isa::addr_space(last) != space) return false;
+  const uint64_t off = isa::addr_offset(addr), off_last = isa::addr_offset(last);
+  side.space = space;
+  if (space == uint64_t(isa::Space::kHbm)) {
+    if (off_last > window_size_ || bytes > window_size_ - off_last) return false;
+    side.hbm = window_base_ + off;
+    for (int d = 0; d < 3; ++d) side.step[d] = stride[d];
+    return true;
+  }
+  const bool sbuf = space == uint64_t(isa::Space::kSbuf);
+  if (!sbuf && space != uint64_t(isa::Space::kPsum)) return false;
+  const uint64_t pb = sbuf ? cfg_.sbuf_partition_bytes : cfg_.psum_partition_bytes();
+  const uint64_t total = sbuf ? cfg_.sbuf_bytes() : cfg_.psum_bytes();
+  if (off_last >= total) return false;
+  // Each stride is q partitions and r bytes. If the offsets within the partition never carry into the next
+  // one (o0 + sum (count - 1) * r + bytes <= pb), run (i1, i2, i3) is in partition p0 + sum i * q at offset
+  // o0 + sum i * r, all of it inside that partition.
+  uint64_t within = off % pb + bytes;
+  for (int d = 0; d < 3; ++d) within += (count[d] - 1) * (stride[d] % pb);
+  if (within > pb) return false;
+  ChipMemory& mem = sbuf ? sbuf_ : psum_;
+  side.host = mem.at(off);
+  for (int d = 0; d < 3; ++d) side.step[d] = stride[d] / pb * mem.pitch() + stride[d] % pb;
+  return true;
+}
+
+void Tc1::dma_move_affine(const AffineSide& src, const AffineSide& dst, uint64_t n, const uint64_t count[3],
+                          uint8_t* bounce) {
+  const bool src_hbm = src.space == uint64_t(isa::Space::kHbm), dst_hbm = dst.space == uint64_t(isa::Space::kHbm);
+  for (uint64_t i3 = 0; i3 < count[2]; ++i3) {
+    for (uint64_t i2 = 0; i2 < count[1]; ++i2) {
+      const uint64_t s0 = i3 * src.step[2] + i2 * src.step[1], d0 = i3 * dst.step[2] + i2 * dst.step[1];
+      if (!src_hbm && !dst_hbm) {
+        // SBUF/PSUM to SBUF: one memmove per run, in run order (a run reads its source after the runs before
+        // it wrote theirs, as through the bounce buffer).
+        const uint8_t* sp = src.host + s0;
+        uint8_t* dp = dst.host + d0;
+        if (n == 2) {  // a transposing gather: one bf16 per run
+          for (uint64_t i1 = 0; i1 < count[0]; ++i1, sp += src.step[0], dp += dst.step[0]) {
+            uint16_t v;
+            std::memcpy(&v, sp, 2);
+            std::memcpy(dp, &v, 2);
+          }
+        } else {
+          for (uint64_t i1 = 0; i1 < count[0]; ++i1, sp += src.step[0], dp += dst.step[0]) std::memmove(dp, sp, n);
+        }
+        continue;
+      }
+      for (uint64_t i1 = 0; i1 < count[0]; ++i1) {
+        const uint64_t so = s0 + i1 * src.step[0], dof = d0 + i1 * dst.step[0];
+        if (src_hbm && dst_hbm) {  // HBM to HBM may overlap: through the bounce buffer
+          hbm_.read(src.hbm + so, bounce, n);
+          hbm_.write(dst.hbm + dof, bounce, n);
+        } else if (src_hbm) {
+          hbm_.read(src.hbm + so, dst.host + dof, n);
+        } else {
+          hbm_.write(dst.hbm + dof, src.host + so, n);
+        }
+      }
+    }
+  }
+}
+
 bool Tc1::dma_copy(int engine, uint32_t pc, const Instr& in, uint64_t token, InstrStats& stats) {
   auto fault = [&](FaultCode c, uint64_t addr) {
     raise_fault(c, engine, pc, addr, uint32_t(in.opcode));
@@ -231,7 +300,14 @@ bool Tc1::dma_copy(int engine, uint32_t pc, const Instr& in, uint64_t token, Ins
       return true;
     return false;
   };
-  if (!for_each_run([&](uint64_t s, uint64_t d) { return check(s, ss, src_run) && check(d, ds, dst_run); }))
+  const uint64_t count[3] = {in.d1_count, in.d2_count, in.d3_count};
+  const uint64_t src_stride[3] = {in.src_d1_stride, in.src_d2_stride, in.src_d3_stride};
+  const uint64_t dst_stride[3] = {in.dst_d1_stride, in.dst_d2_stride, in.dst_d3_stride};
+  AffineSide src_side, dst_side;
+  const bool affine = dma_affine_side(in.src, ss, src_run, count, src_stride, src_side) &&
+                      dma_affine_side(in.dst, ds, dst_run, count, dst_stride, dst_side);
+  if (!affine &&
+      !for_each_run([&](uint64_t s, uint64_t d) { return check(s, ss, src_run) && check(d, ds, dst_run); }))
     return fault(bad.code, bad.addr);
 
   // Timing (docs/isa.md): start latency, then the effective bytes (every run at least dma_min_run_bytes,
@@ -252,6 +328,10 @@ bool Tc1::dma_copy(int engine, uint32_t pc, const Instr& in, uint64_t token, Ins
   std::vector<uint8_t> buf(std::max(src_run, dst_run));
   const auto from = isa::DType(in.src_dtype), to = isa::DType(in.dst_dtype);
   const bool same = !in.cast || from == to;
+  if (affine && same) {
+    dma_move_affine(src_side, dst_side, src_run, count, buf.data());
+    return true;
+  }
   for_each_run([&](uint64_t s, uint64_t d) {
     Run rs, rd;
     Fault f;

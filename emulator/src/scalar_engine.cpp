@@ -12,7 +12,7 @@ namespace tcemu::emu {
 bool Tc1::scalar_exec(uint32_t pc, const Instr& in, uint64_t token, InstrStats& stats) {
   using compute::View;
   const int engine = isa::kEngineScalar;
-  const compute::Memories mem{cfg_, sbuf_.data(), psum_.data()};
+  const compute::Memories mem{cfg_, sbuf_.row(0), psum_.row(0), sbuf_.pitch(), psum_.pitch()};
   compute::Checker ck(mem);
   const compute::Shape shape{in.np, in.n0, in.n1};
   ck.shape(shape);

@@ -31,6 +31,8 @@
 
 #include <fmt/format.h>
 
+#include <sys/mman.h>
+
 #include <array>
 #include <cstdlib>
 #include <cstring>
@@ -92,6 +94,45 @@ class SparseMemory {
   std::unordered_map<uint64_t, std::unique_ptr<uint8_t[]>> pages_;
 };
 
+// SBUF or PSUM storage on the host: `partitions` rows of `partition_bytes` (zero after construction), each
+// row `pitch()` = partition_bytes + 64 bytes from the next. The engines walk these memories one partition
+// apart (a matmul's moving column and result column are one element per partition); with a pitch that is a
+// multiple of 4 KiB, like the device's (trn1: 192 KiB in SBUF, 16 KiB in PSUM), those 128 elements would all
+// fall into the same set of the host's caches and evict each other. The extra cache line per row spreads
+// them over 64 sets. The mapping is 2 MiB-aligned and offered for transparent huge pages, so that a column
+// touches one or two pages rather than 128. Device (linear) offsets, partition * partition_bytes + offset,
+// map to host pointers with at(); a run never crosses a partition (the DMA and compute checks guarantee it).
+class ChipMemory {
+ public:
+  ChipMemory(uint64_t partitions, uint64_t partition_bytes)
+      : partition_bytes_(partition_bytes), pitch_(partition_bytes + 64) {
+    constexpr uint64_t kHuge = uint64_t(2) << 20;
+    const uint64_t bytes = std::max<uint64_t>(partitions * pitch_, 1);
+    map_bytes_ = (bytes + kHuge - 1) / kHuge * kHuge + kHuge;
+    void* m = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) throw std::bad_alloc();
+    map_ = static_cast<uint8_t*>(m);
+    data_ = map_ + (kHuge - reinterpret_cast<uintptr_t>(map_) % kHuge) % kHuge;
+    madvise(data_, map_bytes_ - uint64_t(data_ - map_), MADV_HUGEPAGE);  // a hint: fine if refused
+  }
+  ~ChipMemory() { munmap(map_, map_bytes_); }
+  ChipMemory(const ChipMemory&) = delete;
+  ChipMemory& operator=(const ChipMemory&) = delete;
+
+  uint64_t pitch() const { return pitch_; }  // host bytes from one partition to the next
+  uint8_t* row(uint64_t partition) { return data_ + partition * pitch_; }
+  const uint8_t* row(uint64_t partition) const { return data_ + partition * pitch_; }
+  // The byte at device offset `linear` (partition * partition_bytes + offset in the partition).
+  uint8_t* at(uint64_t linear) { return row(linear / partition_bytes_) + linear % partition_bytes_; }
+  const uint8_t* at(uint64_t linear) const { return row(linear / partition_bytes_) + linear % partition_bytes_; }
+
+ private:
+  uint64_t partition_bytes_, pitch_;
+  uint64_t map_bytes_ = 0;
+  uint8_t* map_ = nullptr;   // the mapping
+  uint8_t* data_ = nullptr;  // partition 0: the mapping's first 2 MiB boundary
+};
+
 inline uint64_t rd64(const uint8_t* p) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v |= uint64_t(p[i]) << (8 * i);
@@ -119,7 +160,8 @@ class Tc1 : public sc_core::sc_module {
 
   Tc1(sc_core::sc_module_name name, const DeviceConfig& cfg, const DeviceOptions& options)
       : sc_module(name), cfg_(cfg), options_(options), hbm_(cfg.hbm_bytes),
-        sbuf_(cfg.sbuf_bytes(), 0), psum_(cfg.psum_bytes(), 0),
+        sbuf_(uint64_t(cfg.sbuf_partitions), cfg.sbuf_partition_bytes),
+        psum_(uint64_t(cfg.psum_partitions), cfg.psum_partition_bytes()),
         te_kind_(options.tensor_engine.value_or(cfg.tensor_engine)), te_(make_engine()) {
     te_->reset();
     streams_.resize(isa::kMaxEngines);
@@ -478,12 +520,12 @@ class Tc1 : public sc_core::sc_module {
 
   void read_run(const Run& r, uint8_t* dst, uint64_t n) {
     if (r.space == uint64_t(isa::Space::kHbm)) hbm_.read(r.offset, dst, n);
-    else if (r.space == uint64_t(isa::Space::kSbuf)) std::memcpy(dst, &sbuf_[r.offset], n);
-    else std::memcpy(dst, &psum_[r.offset], n);
+    else if (r.space == uint64_t(isa::Space::kSbuf)) std::memcpy(dst, sbuf_.at(r.offset), n);
+    else std::memcpy(dst, psum_.at(r.offset), n);
   }
   void write_run(const Run& r, const uint8_t* src, uint64_t n) {
     if (r.space == uint64_t(isa::Space::kHbm)) hbm_.write(r.offset, src, n);
-    else std::memcpy(&sbuf_[r.offset], src, n);  // DMA never writes PSUM (checked before)
+    else std::memcpy(sbuf_.at(r.offset), src, n);  // DMA never writes PSUM (checked before)
   }
 
   // ---- Sequential engines (sequencer.cpp) ------------------------------------------------------------
@@ -527,6 +569,24 @@ class Tc1 : public sc_core::sc_module {
 
   // ---- DMA queues (dma.cpp) ------------------------------------------------------------------------
   bool dma_copy(int engine, uint32_t pc, const Instr& in, uint64_t token, InstrStats& stats);
+  // One side (source or destination) of a dma_copy whose every run is proven in range by bounds alone
+  // (dma_affine_side): run (i1, i2, i3) starts at host pointer `host` (SBUF, PSUM) or HBM byte `hbm` (absolute)
+  // plus i1 * step[0] + i2 * step[1] + i3 * step[2].
+  struct AffineSide {
+    uint64_t space = 0;
+    uint8_t* host = nullptr;
+    uint64_t hbm = 0;
+    uint64_t step[3] = {0, 0, 0};
+  };
+  // True if every run of `bytes` bytes at addr + i1 * stride[0] + i2 * stride[1] + i3 * stride[2]
+  // (i_d < count[d]) is in `space`, and in range there (inside the HBM window, or inside one SBUF/PSUM
+  // partition), which is what the per-run check of dma_copy would find; fills `side`. False when the bounds
+  // cannot tell (the per-run check then decides).
+  bool dma_affine_side(uint64_t addr, uint64_t space, uint64_t bytes, const uint64_t count[3], const uint64_t stride[3],
+                       AffineSide& side);
+  // Moves the runs of a dma_copy without element casts whose sides are both affine, in run order.
+  void dma_move_affine(const AffineSide& src, const AffineSide& dst, uint64_t n, const uint64_t count[3],
+                       uint8_t* bounce);
   // Waits until `engine`'s transfer of `bytes` effective bytes with `sides` HBM sides has had its share of
   // HBM bandwidth; false if the job was abandoned.
   bool dma_hbm_transfer(int engine, uint64_t bytes, uint32_t sides, uint64_t token);
@@ -569,7 +629,7 @@ class Tc1 : public sc_core::sc_module {
   // Opens/closes the RTL waveform around the window of DeviceOptions (tensor_engine.cpp).
   void wave_step();
   SparseMemory hbm_;
-  std::vector<uint8_t> sbuf_, psum_;
+  ChipMemory sbuf_, psum_;
   TensorEngineKind te_kind_;
   rtl::LockstepTensorEngine* lockstep_ = nullptr;  // te_ itself when te_kind_ is kLockstep
   std::unique_ptr<rtl::TensorEngineModel> te_;

@@ -100,22 +100,24 @@ bool Tc1::check_matmul(uint32_t pc, const Instr& in) {
 }
 
 uint16_t Tc1::sbuf_bf16(uint64_t part, uint64_t byte_off) const {
-  const uint8_t* p = &sbuf_[part * cfg_.sbuf_partition_bytes + byte_off];
+  const uint8_t* p = sbuf_.row(part) + byte_off;
   return uint16_t(p[0] | (p[1] << 8));
 }
 
 void Tc1::write_psum(const Matmul& mm, const uint32_t* col) {
-  const uint64_t pp = cfg_.psum_partition_bytes();
-  for (uint64_t c = 0; c < mm.in.m; ++c) {
-    uint8_t* p = &psum_[(mm.in.out_part + c) * pp + mm.in.out_off + 4 * uint64_t(mm.next_out)];
-    uint32_t v = col[c];
-    if (mm.in.accumulate || mm.pass > 0) {  // an fp32 matmul's later passes add to its earlier ones
+  const uint64_t pp = psum_.pitch();  // host bytes from one PSUM partition to the next
+  uint8_t* p = psum_.row(mm.in.out_part) + mm.in.out_off + 4 * uint64_t(mm.next_out);
+  const uint64_t m = mm.in.m;
+  if (mm.in.accumulate || mm.pass > 0) {  // an fp32 matmul's later passes add to its earlier ones
+    for (uint64_t c = 0; c < m; ++c, p += pp) {
       uint32_t old;
       std::memcpy(&old, p, 4);
       // PSUM's near-memory adder: fp32 RNE with the numerics policy (docs/numerics.md).
-      v = num::golden_add(old, v);
+      const uint32_t v = num::fast_add(old, col[c]);
+      std::memcpy(p, &v, 4);
     }
-    std::memcpy(p, &v, 4);
+  } else {
+    for (uint64_t c = 0; c < m; ++c, p += pp) std::memcpy(p, &col[c], 4);
   }
 }
 
@@ -161,11 +163,12 @@ void Tc1::report_lockstep(const rtl::LockstepDivergence& d, const std::deque<Mat
 void Tc1::tensor_engine() {
   const int engine = isa::kEngineTensor;
   const int rows = cfg_.rows, cols = cfg_.cols;
+  const uint64_t sbuf_pitch = sbuf_.pitch();  // host bytes from one SBUF partition to the next
   std::vector<uint16_t> wrow(cols), xcol(rows);
   std::vector<uint32_t> out(cols);
   auto sbuf_u32 = [this](uint64_t part, uint64_t byte_off) {
     uint32_t v;
-    std::memcpy(&v, &sbuf_[part * cfg_.sbuf_partition_bytes + byte_off], 4);  // little-endian host
+    std::memcpy(&v, sbuf_.row(part) + byte_off, 4);  // little-endian host
     return v;
   };
   // The bf16 operand the array sees: the SBUF element itself, or for an fp32 matmul the pass's part of it.
@@ -242,8 +245,13 @@ void Tc1::tensor_engine() {
       // Drive this cycle's inputs.
       if (can_load) {
         const int r = loading->rows_loaded;
-        for (int c = 0; c < cols; ++c)
-          wrow[c] = uint64_t(c) < loading->in.m ? operand(*loading, 0, loading->in.st_part + r, c) : 0;
+        const uint64_t m = loading->in.m;
+        if (is_fp32(loading->in)) {
+          for (uint64_t c = 0; c < m; ++c) wrow[c] = operand(*loading, 0, loading->in.st_part + r, c);
+        } else {  // a bf16 row: m elements in a row of partition st_part + r
+          std::memcpy(wrow.data(), sbuf_.row(loading->in.st_part + uint64_t(r)) + loading->in.st_off, 2 * m);
+        }
+        std::fill(wrow.begin() + int64_t(m), wrow.end(), uint16_t(0));
         te_->set_wload(true, r, wrow.data());
         ++loading->rows_loaded;
       } else {
@@ -251,14 +259,17 @@ void Tc1::tensor_engine() {
       }
       if (st) {
         const Instr& in = st->in;
-        for (int r = 0; r < rows; ++r) {
-          if (uint64_t(r) >= in.k)
-            xcol[r] = 0;
-          else if (in.opcode == Opcode::PeTranspose)
-            xcol[r] = r == st->next_col ? kBf16One : 0;  // identity
-          else
-            xcol[r] = operand(*st, 1, in.mv_part + r, st->next_col);
+        const int k = int(in.k);
+        if (in.opcode == Opcode::PeTranspose) {  // identity column next_col (< k)
+          std::fill(xcol.begin(), xcol.begin() + k, uint16_t(0));
+          xcol[size_t(st->next_col)] = kBf16One;
+        } else if (is_fp32(in)) {
+          for (int r = 0; r < k; ++r) xcol[size_t(r)] = operand(*st, 1, in.mv_part + uint64_t(r), uint64_t(st->next_col));
+        } else {  // element next_col of partitions mv_part .. mv_part + k - 1
+          const uint8_t* x = sbuf_.row(in.mv_part) + in.mv_off + 2 * uint64_t(st->next_col);
+          for (int r = 0; r < k; ++r, x += sbuf_pitch) xcol[size_t(r)] = uint16_t(x[0] | (x[1] << 8));
         }
+        std::fill(xcol.begin() + k, xcol.end(), uint16_t(0));
         te_->set_moving(true, st->next_col == 0, int(in.k), xcol.data());
         if (uint64_t(++st->next_col) == columns(in)) st->end = cycle() + 1;
       } else {

@@ -28,7 +28,7 @@ void for_each(const Shape& s, F&& f) {
 
 bool Tc1::vector_exec(uint32_t pc, const Instr& in, uint64_t token, InstrStats& stats) {
   const int engine = isa::kEngineVector;
-  const compute::Memories mem{cfg_, sbuf_.data(), psum_.data()};
+  const compute::Memories mem{cfg_, sbuf_.row(0), psum_.row(0), sbuf_.pitch(), psum_.pitch()};
   compute::Checker ck(mem);
   const Shape shape{in.np, in.n0, in.n1};
   ck.shape(shape);

@@ -24,8 +24,8 @@ std::vector<uint8_t> to_device_bytes(const HostTensor& t, model::DType dtype) {
   if (dtype == model::DType::kBf16) {
     out.resize(t.data.size() * 2);
     for (size_t i = 0; i < t.data.size(); ++i) {
-      uint16_t b = num::f32_to_bf16(t.data[i]);
-      out[2 * i] = uint8_t(b), out[2 * i + 1] = uint8_t(b >> 8);
+      const uint16_t b = num::f32_to_bf16(t.data[i]);
+      std::memcpy(&out[2 * i], &b, 2);  // little-endian host, as the device memory
     }
   } else {
     out.resize(t.data.size() * 4);

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <span>
 
 namespace tcemu::num {
@@ -19,18 +20,57 @@ namespace tcemu::num {
 inline constexpr uint32_t kF32CanonicalNan = 0x7FC00000u;
 inline constexpr uint16_t kBf16CanonicalNan = 0x7FC0u;
 
-uint32_t f32_bits(float f);
-float f32_from_bits(uint32_t u);
+// Inline: the runtime converts every element of every tensor it binds or reads back with these.
+inline uint32_t f32_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+inline float f32_from_bits(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
 
 // bf16 -> fp32 is exact (bf16 is the top half of an fp32).
-float bf16_to_f32(uint16_t b);
+inline float bf16_to_f32(uint16_t b) { return f32_from_bits(static_cast<uint32_t>(b) << 16); }
+
 // fp32 -> bf16 rounding to nearest, ties to even; NaN -> canonical bf16 NaN; overflow -> inf.
 // Subnormals are converted as IEEE does (they are read as zero by the tensor engine).
-uint16_t f32_to_bf16(float f);
+inline uint16_t f32_to_bf16(float f) {
+  uint32_t u = f32_bits(f);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return kBf16CanonicalNan;  // NaN
+  // Add half an ulp of bf16 (0x7FFF) plus the lowest kept bit (ties to even); carries into the exponent
+  // give the correct next binade or infinity.
+  const uint32_t lsb = (u >> 16) & 1u;
+  u += 0x7FFFu + lsb;
+  return static_cast<uint16_t>(u >> 16);
+}
 
 // Golden arithmetic (fp32 bit patterns in and out).
 uint32_t golden_mul(uint16_t a, uint16_t b);     // bf16 x bf16 -> fp32
 uint32_t golden_add(uint32_t x, uint32_t y);     // fp32 + fp32 -> fp32
+
+// The device's fp32 adder (PSUM's near-memory accumulate) written with bit masks around one host addition,
+// for the emulator's hot path: DAZ on both operands (an exponent field of 0 keeps only the sign), the host's
+// IEEE RNE sum, then FTZ (a subnormal sum keeps only its sign: the host sum of two normal or zero values
+// below 2^-126 is exact, so its sign is the exact result's) and the canonical NaN. It is golden_add step for
+// step without the library calls; tests/common/numerics_test.cpp checks that the two agree on every pair of
+// edge values and on random pairs.
+inline uint32_t fast_add(uint32_t x, uint32_t y) {
+  constexpr uint32_t kExp = 0x7F800000u, kSign = 0x80000000u;
+  if ((x & kExp) == 0) x &= kSign;
+  if ((y & kExp) == 0) y &= kSign;
+  float a, b;
+  __builtin_memcpy(&a, &x, 4);
+  __builtin_memcpy(&b, &y, 4);
+  const float s = a + b;
+  uint32_t r;
+  __builtin_memcpy(&r, &s, 4);
+  if ((r & kExp) == 0) return r & kSign;
+  if ((r & 0x7FFFFFFFu) > kExp) return kF32CanonicalNan;
+  return r;
+}
 
 // One tensor-engine matmul: Y[c][n] = sum_{k<K} W[k][c] * X[k][n], k ascending, starting from +0.
 // W: K x M row-major bf16, X: K x N row-major bf16, Y: M x N row-major fp32 bits.
