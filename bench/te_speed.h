@@ -3,12 +3,13 @@
 //
 //   measure_rtl_bare:   the verilated engine (tcemu_rtl), weights loaded once, then one random moving column
 //                       accepted every cycle with all rows enabled.
-//   measure_fast_model: the fast C++ engine (tcemu_rtl_fast), 512-column matmuls back to back whose next
-//                       weights load into the shadow bank while the current one streams (as the device's
-//                       sequencer issues them), one random column every cycle.
+//   measure_stream:     any engine, 512-column matmuls back to back whose next weights load into the shadow
+//                       bank while the current one streams (as the device's sequencer issues them), one random
+//                       column every cycle: measure_fast_model (the fast C++ engine, tcemu_rtl_fast) and
+//                       measure_rtl_stream (the verilated engine on the device stream job's data sizes).
 //
 // Data: random ordinary bf16 (|x| in [2^-7, 4), random signs), drawn from pools so that the host spends its
-// time in the model, not in the RNG. Both run for at least `min_seconds` of wall time. Figures only.
+// time in the model, not in the RNG. All run for at least `min_seconds` of wall time. Figures only.
 #pragma once
 
 #include <chrono>
@@ -69,25 +70,27 @@ inline TeSpeed measure_rtl_bare(int rows, int cols, double min_seconds) {
   return {rows, cols, cycles, 0, elapsed};
 }
 
-inline TeSpeed measure_fast_model(int rows, int cols, std::string_view kernel, double min_seconds) {
-  auto te = rtl::make_fast_tensor_engine(rows, cols);
-  te->select_kernel(kernel);
+// Matmuls of 512 columns back to back on `te`, the next one's weights loaded into the shadow bank while the
+// current one streams (as the device's sequencer issues them), one column accepted every cycle with all rows
+// enabled. Moving columns come from a pool of `pool_columns`, weights from `weight_sets` sets, both cycled
+// through: a small pool repeats the same data every few dozen cycles, which lets the host's branch
+// predictors learn the verilated model's data-dependent branches; a pool as large as a real workload's
+// operands does not (the bare-vs-SystemC comparison uses the device stream job's sizes for that reason).
+inline TeSpeed measure_stream(rtl::TensorEngineModel& te, double min_seconds, int pool_columns, int weight_sets) {
+  const int rows = te.rows(), cols = te.cols();
   std::mt19937 rng(1234);
-
-  // Moving columns and two weight sets (alternate matmuls use alternate sets).
-  constexpr int kPool = 64;
-  std::vector<uint16_t> pool(static_cast<size_t>(kPool) * rows);
+  std::vector<uint16_t> pool(static_cast<size_t>(pool_columns) * rows);
   for (auto& v : pool) v = random_bf16(rng);
-  std::vector<uint16_t> weights[2];
+  std::vector<std::vector<uint16_t>> weights(static_cast<size_t>(weight_sets));
   for (auto& w : weights) {
     w.resize(static_cast<size_t>(rows) * cols);
     for (auto& v : w) v = random_bf16(rng);
   }
   for (int r = 0; r < rows; ++r) {
-    te->set_wload(true, r, &weights[0][static_cast<size_t>(r) * cols]);
-    te->tick();
+    te.set_wload(true, r, &weights[0][static_cast<size_t>(r) * cols]);
+    te.tick();
   }
-  te->set_wload(false, 0, nullptr);
+  te.set_wload(false, 0, nullptr);
 
   constexpr uint64_t kMatmulColumns = 512;
   using Clock = std::chrono::steady_clock;
@@ -103,18 +106,35 @@ inline TeSpeed measure_fast_model(int rows, int cols, std::string_view kernel, d
       if (n == 0) next_row = 0;
       // The next matmul's weights as soon as the shadow bank is free; all of them are in long before its
       // first column (512 columns > latency + rows at every size measured here).
-      if (next_row < rows && te->wload_ready()) {
-        te->set_wload(true, next_row, &weights[(matmul + 1) % 2][static_cast<size_t>(next_row) * cols]);
+      if (next_row < rows && te.wload_ready()) {
+        const auto& w = weights[(matmul + 1) % weights.size()];
+        te.set_wload(true, next_row, &w[static_cast<size_t>(next_row) * cols]);
         ++next_row;
       } else {
-        te->set_wload(false, 0, nullptr);
+        te.set_wload(false, 0, nullptr);
       }
-      te->set_moving(true, n == 0, rows, &pool[(columns % kPool) * rows]);
-      te->tick();
+      te.set_moving(true, n == 0, rows, &pool[(columns % static_cast<uint64_t>(pool_columns)) * rows]);
+      te.tick();
     }
     elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   }
-  return {rows, cols, columns, te->stats().columns_exact, elapsed};
+  return {rows, cols, columns, 0, elapsed};
+}
+
+// The fast model (tcemu-bench-fast-te): a pool of 64 columns and two weight sets, with `kernel`.
+inline TeSpeed measure_fast_model(int rows, int cols, std::string_view kernel, double min_seconds) {
+  auto te = rtl::make_fast_tensor_engine(rows, cols);
+  te->select_kernel(kernel);
+  TeSpeed r = measure_stream(*te, min_seconds, 64, 2);
+  r.columns_exact = te->stats().columns_exact;
+  return r;
+}
+
+// The verilated model on the same stream as the device's TensorE in `tcemu bench tensor-engine` (its stream
+// job: 4 weight sets, 6 x 512 moving columns).
+inline TeSpeed measure_rtl_stream(int rows, int cols, double min_seconds) {
+  auto te = rtl::make_tensor_engine(rows, cols);
+  return measure_stream(*te, min_seconds, 6 * 512, 4);
 }
 
 }  // namespace tcemu::bench
