@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tc1.h"
+#include "transpose.h"
 
 namespace tcemu::emu {
 
@@ -203,6 +204,8 @@ bool Tc1::dma_affine_side(uint64_t addr, uint64_t space, uint64_t bytes, const u
   uint64_t within = off % pb + bytes;
   for (int d = 0; d < 3; ++d) within += (count[d] - 1) * (stride[d] % pb);
   if (within > pb) return false;
+  side.part_lo = off / pb, side.part_hi = off_last / pb;
+  side.off_lo = off % pb, side.off_hi = within;
   ChipMemory& mem = sbuf ? sbuf_ : psum_;
   side.host = mem.at(off);
   for (int d = 0; d < 3; ++d) side.step[d] = stride[d] / pb * mem.pitch() + stride[d] % pb;
@@ -212,6 +215,16 @@ bool Tc1::dma_affine_side(uint64_t addr, uint64_t space, uint64_t bytes, const u
 void Tc1::dma_move_affine(const AffineSide& src, const AffineSide& dst, uint64_t n, const uint64_t count[3],
                           uint8_t* bounce) {
   const bool src_hbm = src.space == uint64_t(isa::Space::kHbm), dst_hbm = dst.space == uint64_t(isa::Space::kHbm);
+  // A transposing gather (one bf16 per run; dimension 1 steps the destination by one element, dimension 2
+  // the source) between regions that share no byte, and whose destination runs are all distinct, gives the
+  // same memory in any order: transpose it 8 x 8 at a time.
+  const bool disjoint = src.space != dst.space || src.part_hi < dst.part_lo || dst.part_hi < src.part_lo ||
+                        src.off_hi <= dst.off_lo || dst.off_hi <= src.off_lo;
+  if (!src_hbm && !dst_hbm && n == 2 && count[2] == 1 && src.step[1] == 2 && dst.step[0] == 2 &&
+      dst.step[1] >= 2 * count[0] && disjoint) {
+    transpose_u16(src.host, src.step[0], dst.host, dst.step[1], count[0], count[1]);
+    return;
+  }
   for (uint64_t i3 = 0; i3 < count[2]; ++i3) {
     for (uint64_t i2 = 0; i2 < count[1]; ++i2) {
       const uint64_t s0 = i3 * src.step[2] + i2 * src.step[1], d0 = i3 * dst.step[2] + i2 * dst.step[1];
@@ -306,8 +319,7 @@ bool Tc1::dma_copy(int engine, uint32_t pc, const Instr& in, uint64_t token, Ins
   AffineSide src_side, dst_side;
   const bool affine = dma_affine_side(in.src, ss, src_run, count, src_stride, src_side) &&
                       dma_affine_side(in.dst, ds, dst_run, count, dst_stride, dst_side);
-  if (!affine &&
-      !for_each_run([&](uint64_t s, uint64_t d) { return check(s, ss, src_run) && check(d, ds, dst_run); }))
+  if (!affine && !for_each_run([&](uint64_t s, uint64_t d) { return check(s, ss, src_run) && check(d, ds, dst_run); }))
     return fault(bad.code, bad.addr);
 
   // Timing (docs/isa.md): start latency, then the effective bytes (every run at least dma_min_run_bytes,
@@ -325,6 +337,8 @@ bool Tc1::dma_copy(int engine, uint32_t pc, const Instr& in, uint64_t token, Ins
   if (!dma_retire(engine, token)) return false;
 
   // Data moves at completion, run by run through a bounce buffer (sources may overlap sinks).
+  if (ss == uint64_t(S::kPsum)) psum_flush();  // TensorE's held result columns (tc1.h, PsumBlock)
+  if (ds == uint64_t(S::kSbuf)) ++sbuf_gen_;   // TensorE's moving columns read ahead are stale
   std::vector<uint8_t> buf(std::max(src_run, dst_run));
   const auto from = isa::DType(in.src_dtype), to = isa::DType(in.dst_dtype);
   const bool same = !in.cast || from == to;
@@ -333,7 +347,7 @@ bool Tc1::dma_copy(int engine, uint32_t pc, const Instr& in, uint64_t token, Ins
     return true;
   }
   for_each_run([&](uint64_t s, uint64_t d) {
-    Run rs, rd;
+    Run rs{}, rd{};
     Fault f;
     resolve(s, src_run, rs, f);
     resolve(d, dst_run, rd, f);

@@ -55,6 +55,7 @@ using isa::Opcode;
 using regs::FaultCode;
 
 inline constexpr uint64_t kPageBytes = 4096;
+inline constexpr int kPsumBlock = 16;  // result columns TensorE holds before writing them (Tc1::PsumBlock)
 inline constexpr uint64_t kMaxDmaRuns = uint64_t(1) << 24;  // d1_count x d2_count x d3_count limit of one dma_copy
 inline const sc_core::sc_time kCycle(1, sc_core::SC_NS);
 
@@ -164,6 +165,7 @@ class Tc1 : public sc_core::sc_module {
         psum_(uint64_t(cfg.psum_partitions), cfg.psum_partition_bytes()),
         te_kind_(options.tensor_engine.value_or(cfg.tensor_engine)), te_(make_engine()) {
     te_->reset();
+    psum_block_.data.resize(size_t(cfg.cols) * kPsumBlock);
     streams_.resize(isa::kMaxEngines);
     engine_done_.assign(isa::kMaxEngines, true);
     SC_THREAD(command_processor);
@@ -577,6 +579,8 @@ class Tc1 : public sc_core::sc_module {
     uint8_t* host = nullptr;
     uint64_t hbm = 0;
     uint64_t step[3] = {0, 0, 0};
+    // SBUF/PSUM: every byte is in partitions part_lo..part_hi at offsets off_lo..off_hi-1 of its partition.
+    uint64_t part_lo = 0, part_hi = 0, off_lo = 0, off_hi = 0;
   };
   // True if every run of `bytes` bytes at addr + i1 * stride[0] + i2 * stride[1] + i3 * stride[2]
   // (i_d < count[d]) is in `space`, and in range there (inside the HBM window, or inside one SBUF/PSUM
@@ -617,7 +621,28 @@ class Tc1 : public sc_core::sc_module {
   // if one is bad.
   bool check_matmul(uint32_t pc, const Instr& in);
   uint16_t sbuf_bf16(uint64_t part, uint64_t byte_off) const;
-  void write_psum(const Matmul& mm, const uint32_t* col);
+  // Result column next_out of `mm` goes to PSUM through psum_block_: psum_column() returns where the
+  // caller puts its cols() fp32 (starting a new block if needed), psum_commit() counts it as written.
+  uint32_t* psum_column(const Matmul& mm);
+  void psum_commit();
+  // PSUM write combining. A result column is one fp32 in each of m partitions, a partition apart; the next
+  // column of the matmul sits next to it in each partition. Up to kPsumBlock consecutive columns are held in
+  // psum_block_ and then written row by row, so each partition's cache line is touched once per block rather
+  // than once per column. The held columns have been written as far as the device is concerned: every other
+  // access to PSUM (dma_copy from PSUM, VectorE, ScalarE) calls psum_flush() first, so it finds PSUM exactly
+  // as if each column had been stored in the cycle TensorE produced it.
+  struct PsumBlock {
+    uint8_t* first = nullptr;     // host address of column 0 in the first partition
+    uint64_t m = 0;               // partitions
+    bool accumulate = false;      // add to PSUM (else overwrite)
+    int n = 0;                    // columns held
+    std::vector<uint32_t> data;   // [column][cols()]: result columns as the array presents them
+  };
+  PsumBlock psum_block_;
+  void psum_flush();
+  // Counts the writes to SBUF (dma_copy into SBUF, VectorE, ScalarE): TensorE reads moving columns ahead of
+  // their cycle and keeps them only while this has not changed.
+  uint64_t sbuf_gen_ = 0;
   // The TensorE sequencer process (tensor_engine.cpp).
   void tensor_engine();
   void report_lockstep(const rtl::LockstepDivergence& d, const std::deque<Matmul>& inflight,

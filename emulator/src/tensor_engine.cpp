@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tc1.h"
+#include "transpose.h"
 
 namespace tcemu::emu {
 
@@ -104,21 +105,43 @@ uint16_t Tc1::sbuf_bf16(uint64_t part, uint64_t byte_off) const {
   return uint16_t(p[0] | (p[1] << 8));
 }
 
-void Tc1::write_psum(const Matmul& mm, const uint32_t* col) {
-  const uint64_t pp = psum_.pitch();  // host bytes from one PSUM partition to the next
+// Rows 0..m-1 of a held PSUM block: n consecutive fp32 per partition, partitions `pitch` bytes apart, from
+// `data` (n result columns of `stride` fp32). Cloned per host ISA so that the adds and the transposing loads
+// run 16 (AVX-512) or 8 (AVX2) lanes wide.
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void write_psum_rows(
+    uint8_t* first, uint64_t pitch, uint64_t m, int n, const uint32_t* data, uint64_t stride, bool accumulate) {
+  for (uint64_t c = 0; c < m; ++c, first += pitch) {
+    uint32_t* dst = reinterpret_cast<uint32_t*>(first);  // 4-aligned (matmul operands are checked)
+    const uint32_t* src = data + c;
+    if (accumulate) {
+      // PSUM's near-memory adder: fp32 RNE with the numerics policy (docs/numerics.md).
+      for (int j = 0; j < n; ++j) dst[j] = num::fast_add(dst[j], src[uint64_t(j) * stride]);
+    } else {
+      for (int j = 0; j < n; ++j) dst[j] = src[uint64_t(j) * stride];
+    }
+  }
+}
+
+void Tc1::psum_flush() {
+  PsumBlock& b = psum_block_;
+  if (b.n == 0) return;
+  write_psum_rows(b.first, psum_.pitch(), b.m, b.n, b.data.data(), uint64_t(cfg_.cols), b.accumulate);
+  b.n = 0;
+}
+
+uint32_t* Tc1::psum_column(const Matmul& mm) {
   uint8_t* p = psum_.row(mm.in.out_part) + mm.in.out_off + 4 * uint64_t(mm.next_out);
   const uint64_t m = mm.in.m;
-  if (mm.in.accumulate || mm.pass > 0) {  // an fp32 matmul's later passes add to its earlier ones
-    for (uint64_t c = 0; c < m; ++c, p += pp) {
-      uint32_t old;
-      std::memcpy(&old, p, 4);
-      // PSUM's near-memory adder: fp32 RNE with the numerics policy (docs/numerics.md).
-      const uint32_t v = num::fast_add(old, col[c]);
-      std::memcpy(p, &v, 4);
-    }
-  } else {
-    for (uint64_t c = 0; c < m; ++c, p += pp) std::memcpy(p, &col[c], 4);
-  }
+  const bool accumulate = mm.in.accumulate || mm.pass > 0;  // an fp32 matmul's later passes add to earlier ones
+  PsumBlock& b = psum_block_;
+  // A block holds distinct, consecutive addresses of one kind of write; anything else starts a new one.
+  if (b.n > 0 && (p != b.first + 4 * uint64_t(b.n) || b.m != m || b.accumulate != accumulate)) psum_flush();
+  if (b.n == 0) b.first = p, b.m = m, b.accumulate = accumulate;
+  return &b.data[uint64_t(b.n) * uint64_t(cfg_.cols)];
+}
+
+void Tc1::psum_commit() {
+  if (++psum_block_.n == kPsumBlock) psum_flush();
 }
 
 // One loop iteration = one clock cycle while the array has work. Pipeline: one matmul loads its
@@ -165,7 +188,15 @@ void Tc1::tensor_engine() {
   const int rows = cfg_.rows, cols = cfg_.cols;
   const uint64_t sbuf_pitch = sbuf_.pitch();  // host bytes from one SBUF partition to the next
   std::vector<uint16_t> wrow(cols), xcol(rows);
-  std::vector<uint32_t> out(cols);
+  // Moving columns of bf16 matmuls, gathered kGatherBlock at a time: one SBUF cache line per partition holds
+  // 32 of them, and transposing a block is far cheaper than reading one element per partition every cycle.
+  // The block is the SBUF contents as of sbuf_gen_ == block_gen: a column read from it later is the column
+  // read from SBUF in its own cycle as long as nothing has written SBUF since.
+  constexpr int kGatherBlock = 32;
+  std::vector<uint16_t> block(size_t(kGatherBlock) * size_t(rows));  // [column][row], rows >= k are +0
+  const uint8_t* block_src = nullptr;  // SBUF address of the block's first column in its first partition
+  int block_k = 0, block_count = 0;
+  uint64_t block_gen = 0;
   auto sbuf_u32 = [this](uint64_t part, uint64_t byte_off) {
     uint32_t v;
     std::memcpy(&v, sbuf_.row(part) + byte_off, 4);  // little-endian host
@@ -264,13 +295,25 @@ void Tc1::tensor_engine() {
           std::fill(xcol.begin(), xcol.begin() + k, uint16_t(0));
           xcol[size_t(st->next_col)] = kBf16One;
         } else if (is_fp32(in)) {
-          for (int r = 0; r < k; ++r) xcol[size_t(r)] = operand(*st, 1, in.mv_part + uint64_t(r), uint64_t(st->next_col));
-        } else {  // element next_col of partitions mv_part .. mv_part + k - 1
-          const uint8_t* x = sbuf_.row(in.mv_part) + in.mv_off + 2 * uint64_t(st->next_col);
-          for (int r = 0; r < k; ++r, x += sbuf_pitch) xcol[size_t(r)] = uint16_t(x[0] | (x[1] << 8));
+          for (int r = 0; r < k; ++r)
+            xcol[size_t(r)] = operand(*st, 1, in.mv_part + uint64_t(r), uint64_t(st->next_col));
         }
-        std::fill(xcol.begin() + k, xcol.end(), uint16_t(0));
-        te_->set_moving(true, st->next_col == 0, int(in.k), xcol.data());
+        const uint16_t* column = xcol.data();
+        if (in.opcode == Opcode::Matmul && !is_fp32(in)) {  // element next_col of partitions mv_part ..
+          const uint8_t* x = sbuf_.row(in.mv_part) + in.mv_off + 2 * uint64_t(st->next_col);
+          if (block_gen != sbuf_gen_ || block_k != k || x < block_src || x >= block_src + 2 * block_count) {
+            block_src = x, block_k = k, block_gen = sbuf_gen_;
+            block_count = int(std::min<uint64_t>(kGatherBlock, columns(in) - uint64_t(st->next_col)));
+            transpose_u16(x, sbuf_pitch, reinterpret_cast<uint8_t*>(block.data()), 2 * uint64_t(rows), uint64_t(k),
+                          uint64_t(block_count));
+            for (int j = 0; j < block_count; ++j)
+              std::fill(block.begin() + j * rows + k, block.begin() + (j + 1) * rows, uint16_t(0));
+          }
+          column = &block[size_t((x - block_src) / 2) * size_t(rows)];
+        } else {
+          std::fill(xcol.begin() + k, xcol.end(), uint16_t(0));
+        }
+        te_->set_moving(true, st->next_col == 0, int(in.k), column);
         if (uint64_t(++st->next_col) == columns(in)) st->end = cycle() + 1;
       } else {
         te_->set_moving(false, false, 1, nullptr);
@@ -283,13 +326,13 @@ void Tc1::tensor_engine() {
       }
       if (!wait_cycles(1, token)) break;
       if (te_->out_valid()) {
-        te_->out_data(out.data());
         if (inflight.empty()) {  // a result nobody asked for: an RTL protocol bug, reported, not fatal
           raise_fault(FaultCode::BadOperand, engine, next_pc, 0, 0xFF);
           break;
         }
         Matmul& mm = inflight.front();
-        write_psum(mm, out.data());
+        te_->out_data(psum_column(mm));
+        psum_commit();
         if (uint64_t(++mm.next_out) == columns(mm.in)) {
           if (mm.pass + 1 == passes(mm.in)) {
             // The trace slice of an instruction is its streaming window, so the tensor engine's slices

@@ -34,6 +34,22 @@ std::vector<uint8_t> to_device_bytes(const HostTensor& t, model::DType dtype) {
   return out;
 }
 
+// Writes `t` to device memory at `addr` as `dtype`, converting a slice at a time: a tensor of many MiB then
+// needs no device-sized host copy (whose fresh pages cost more than the conversion).
+void Runtime::write_tensor(uint64_t addr, const HostTensor& t, model::DType dtype) {
+  if (dtype != model::DType::kBf16) {
+    driver_.write(addr, to_device_bytes(t, dtype));
+    return;
+  }
+  constexpr size_t kSlice = 16384;  // elements
+  uint16_t buf[kSlice];
+  for (size_t i = 0; i < t.data.size(); i += kSlice) {
+    const size_t n = std::min(kSlice, t.data.size() - i);
+    for (size_t j = 0; j < n; ++j) buf[j] = num::f32_to_bf16(t.data[i + j]);
+    driver_.write(addr + 2 * i, {reinterpret_cast<const uint8_t*>(buf), 2 * n});  // little-endian host
+  }
+}
+
 std::vector<float> from_device_bytes(std::span<const uint8_t> bytes, model::DType dtype) {
   std::vector<float> out;
   if (dtype == model::DType::kBf16) {
@@ -107,7 +123,7 @@ RunResult Runtime::run(LoadedModel& lm, const TensorMap& inputs, const RunOption
     if (it->second.shape != t.shape)
       throw Error(ErrorCode::kInvalidArgument, fmt::format("input '{}': expected shape {}, got {}", t.name,
                                                            shape_string(t.shape), shape_string(it->second.shape)));
-    driver_.write(lm.window_addr_ + t.hbm_offset, to_device_bytes(it->second, t.dtype));
+    write_tensor(lm.window_addr_ + t.hbm_offset, it->second, t.dtype);
   }
   RunResult result;
   drv::Job job = lm.job_;
@@ -165,11 +181,16 @@ RunResult Runtime::run(LoadedModel& lm, const TensorMap& inputs, const RunOption
   }
   for (const auto& t : m.tensors) {
     if (t.kind != model::TensorKind::kOutput) continue;
-    std::vector<uint8_t> bytes(t.bytes);
-    driver_.read(lm.window_addr_ + t.hbm_offset, bytes);
     HostTensor h;
     h.shape = t.shape;
-    h.data = from_device_bytes(bytes, t.dtype);
+    if (t.dtype == model::DType::kF32) {  // the device's bytes are the host's floats (little-endian)
+      h.data.resize(t.bytes / 4);
+      driver_.read(lm.window_addr_ + t.hbm_offset, {reinterpret_cast<uint8_t*>(h.data.data()), t.bytes});
+    } else {
+      std::vector<uint8_t> bytes(t.bytes);
+      driver_.read(lm.window_addr_ + t.hbm_offset, bytes);
+      h.data = from_device_bytes(bytes, t.dtype);
+    }
     result.outputs[t.name] = std::move(h);
   }
   return result;

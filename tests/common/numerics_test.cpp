@@ -1,6 +1,8 @@
 // num::fast_add (the device's PSUM adder in bit operations, used by the emulator) against num::golden_add
 // (the golden model of the same rule, docs/numerics.md), and the inline fp32 -> bf16 conversion against the
 // rule written out with the C library.
+#include "tcemu/numerics.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,8 +10,6 @@
 #include <cstring>
 #include <random>
 #include <vector>
-
-#include "tcemu/numerics.h"
 
 namespace tcemu {
 namespace {
@@ -65,7 +65,8 @@ TEST(Numerics, F32ToBf16RoundsToNearestEvenWithCanonicalNan) {
   for (uint32_t u : edge_values()) {
     const float f = num::f32_from_bits(u);
     ASSERT_EQ(num::f32_to_bf16(f), reference_f32_to_bf16(f)) << std::hex << "0x" << u;
-    ASSERT_EQ(num::f32_to_bf16(num::f32_from_bits(u | 0x8000u)), reference_f32_to_bf16(num::f32_from_bits(u | 0x8000u)));
+    ASSERT_EQ(num::f32_to_bf16(num::f32_from_bits(u | 0x8000u)),
+              reference_f32_to_bf16(num::f32_from_bits(u | 0x8000u)));
   }
   std::mt19937 rng(7);
   for (int i = 0; i < 2'000'000; ++i) {

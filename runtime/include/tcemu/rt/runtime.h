@@ -64,6 +64,7 @@ class Runtime {
   drv::Driver& driver() { return driver_; }
 
  private:
+  void write_tensor(uint64_t addr, const HostTensor& t, model::DType dtype);
   drv::Driver& driver_;
 };
 
