@@ -10,6 +10,7 @@
 // OpenBLAS and its thread pool out of every other tcemu command.
 #include "tensor_engine_bench.h"
 
+#include <cblas.h>  // prototypes only: the functions are looked up with dlsym()
 #include <cpuid.h>
 #include <dlfcn.h>
 #include <fmt/format.h>
@@ -33,10 +34,7 @@
 #include <string>
 #include <vector>
 
-#include <cblas.h>  // prototypes only: the functions are looked up with dlsym()
-
 #include "inproc_transport.h"
-#include "te_speed.h"
 #include "tcemu/config.h"
 #include "tcemu/drv/driver.h"
 #include "tcemu/error.h"
@@ -46,6 +44,7 @@
 #include "tcemu/kb/program.h"
 #include "tcemu/numerics.h"
 #include "tcemu/rt/runtime.h"
+#include "te_speed.h"
 
 extern char** environ;
 
@@ -86,7 +85,7 @@ struct Options {
   bool json = false;
   bool quick = false;
   std::optional<double> min_time;       // seconds per measurement (default 1, --quick 0.05)
-  std::vector<int> sizes;                // GEMM M = N = K
+  std::vector<int> sizes;               // GEMM M = N = K
   std::optional<std::string> coretype;  // --openblas-coretype: overrides the detection
   // Child side (--part and its arguments).
   std::string part;
@@ -116,14 +115,17 @@ Options parse(const std::vector<std::string>& args) {
     if (a.rfind("--", 0) != 0) throw UsageError("bench tensor-engine: unexpected argument '" + a + "'");
     std::string name = a.substr(2);
     bool has_value = false;
-    if (auto eq = name.find('='); eq != std::string::npos) value = name.substr(eq + 1), name.resize(eq), has_value = true;
+    if (auto eq = name.find('='); eq != std::string::npos)
+      value = name.substr(eq + 1), name.resize(eq), has_value = true;
     auto take = [&]() -> std::string {
       if (has_value) return value;
       if (i + 1 >= args.size()) throw UsageError("option --" + name + " needs a value");
       return args[++i];
     };
-    if (name == "json") o.json = true;
-    else if (name == "quick") o.quick = true;
+    if (name == "json")
+      o.json = true;
+    else if (name == "quick")
+      o.quick = true;
     else if (name == "min-time") {
       const std::string v = take();
       char* end = nullptr;
@@ -131,22 +133,30 @@ Options parse(const std::vector<std::string>& args) {
       if (end == v.c_str() || *end || !(t > 0) || t > 600)
         throw UsageError("--min-time: '" + v + "' is not a number of seconds in (0, 600]");
       o.min_time = t;
-    } else if (name == "size") o.sizes.push_back(parse_int(name, take(), 16, 8192));
-    else if (name == "openblas-coretype") o.coretype = take();
-    else if (name == "part") o.part = take();
-    else if (name == "config") o.config = take();
+    } else if (name == "size")
+      o.sizes.push_back(parse_int(name, take(), 16, 8192));
+    else if (name == "openblas-coretype")
+      o.coretype = take();
+    else if (name == "part")
+      o.part = take();
+    else if (name == "config")
+      o.config = take();
     else if (name == "tensor-engine") {
       try {
         o.engine = parse_tensor_engine(take());
       } catch (const Error& e) {
         throw UsageError(std::string("--tensor-engine: ") + e.what());
       }
-    }
-    else if (name == "threads") o.threads = parse_int(name, take(), 1, 256);
-    else if (name == "m") o.m = parse_int(name, take(), 1, 1 << 16);
-    else if (name == "n") o.n = parse_int(name, take(), 1, 1 << 16);
-    else if (name == "k") o.k = parse_int(name, take(), 1, 1 << 16);
-    else throw UsageError("bench tensor-engine: unknown option --" + name);
+    } else if (name == "threads")
+      o.threads = parse_int(name, take(), 1, 256);
+    else if (name == "m")
+      o.m = parse_int(name, take(), 1, 1 << 16);
+    else if (name == "n")
+      o.n = parse_int(name, take(), 1, 1 << 16);
+    else if (name == "k")
+      o.k = parse_int(name, take(), 1, 1 << 16);
+    else
+      throw UsageError("bench tensor-engine: unknown option --" + name);
   }
   return o;
 }
@@ -236,8 +246,10 @@ std::vector<float> random_bf16_floats(std::mt19937_64& rng, size_t n) {
 // sgemm C = A B, row-major, M = N = K = each size, with 1 thread and then `threads` threads.
 json part_sgemm(const Options& o) {
   OpenBlas ob = load_openblas();
-  json out = {{"openblas_coretype", ob.get_corename()}, {"openblas_config", ob.get_config()},
-              {"openblas_library", ob.library}, {"sizes", json::array()}};
+  json out = {{"openblas_coretype", ob.get_corename()},
+              {"openblas_config", ob.get_config()},
+              {"openblas_library", ob.library},
+              {"sizes", json::array()}};
   const char* env = std::getenv("OPENBLAS_CORETYPE");
   out["openblas_coretype_env"] = env ? env : "";
   for (int s : o.sizes) {
@@ -255,9 +267,8 @@ json part_sgemm(const Options& o) {
       };
       once();  // warm-up: thread pool, buffers, page faults
       const double sec = median(repeat(*o.min_time, 3, once));
-      row[fmt::format("threads_{}", t)] = {{"threads", ob.get_num_threads()},
-                                           {"seconds", sec},
-                                           {"macs_per_s", double(s) * s * s / sec}};
+      row[fmt::format("threads_{}", t)] = {
+          {"threads", ob.get_num_threads()}, {"seconds", sec}, {"macs_per_s", double(s) * s * s / sec}};
     }
     out["sizes"].push_back(row);
   }
@@ -268,7 +279,8 @@ json part_sgemm(const Options& o) {
 
 // The device, driver and runtime of this (child) process.
 struct Session {
-  Session(const DeviceConfig& cfg, const emu::DeviceOptions& opts) : transport(cfg, opts), driver(transport), runtime(driver) {}
+  Session(const DeviceConfig& cfg, const emu::DeviceOptions& opts)
+      : transport(cfg, opts), driver(transport), runtime(driver) {}
   drv::InProcessTransport transport;
   drv::Driver driver;
   rt::Runtime runtime;
@@ -314,7 +326,8 @@ Timed time_runs(Session& s, rt::LoadedModel& lm, const rt::TensorMap& in, double
 json part_gemm(const Options& o) {
   const DeviceConfig& cfg = find_config(o.config);
   Session s(cfg, device_options(o));
-  json out = {{"config", cfg.name}, {"tensor_engine", tensor_engine_name(s.driver.info().tensor_engine)},
+  json out = {{"config", cfg.name},
+              {"tensor_engine", tensor_engine_name(s.driver.info().tensor_engine)},
               {"sizes", json::array()}};
   for (int n : o.sizes) {
     model::Model m = kb::build_gemm(cfg, n, n, n);
@@ -327,10 +340,17 @@ json part_gemm(const Options& o) {
     Timed t = time_runs(s, *lm, in, *o.min_time, 3);
     const double sec = median(t.seconds);
     const double macs = double(n) * n * n;
-    out["sizes"].push_back({{"m", n}, {"n", n}, {"k", n}, {"cycles", t.cycles}, {"runs", t.seconds.size()},
-                            {"first_run_seconds", first.seconds[0]}, {"seconds", sec},
-                            {"cpu_seconds", median(t.cpu_seconds)}, {"macs", macs},
-                            {"macs_per_s", macs / sec}, {"device_cycles_per_s", double(t.cycles) / sec}});
+    out["sizes"].push_back({{"m", n},
+                            {"n", n},
+                            {"k", n},
+                            {"cycles", t.cycles},
+                            {"runs", t.seconds.size()},
+                            {"first_run_seconds", first.seconds[0]},
+                            {"seconds", sec},
+                            {"cpu_seconds", median(t.cpu_seconds)},
+                            {"macs", macs},
+                            {"macs_per_s", macs / sec},
+                            {"device_cycles_per_s", double(t.cycles) / sec}});
     s.runtime.unload(*lm);
   }
   return out;
@@ -341,8 +361,13 @@ json part_fast_model(const Options& o) {
   const int n = o.sizes.empty() ? 128 : o.sizes[0];
   const std::string_view kernel = rtl::supported_fast_kernels().front();
   TeSpeed r = measure_fast_model(n, n, kernel, *o.min_time);
-  return {{"rows", n}, {"cols", n}, {"kernel", kernel}, {"columns", r.cycles}, {"seconds", r.seconds},
-          {"columns_per_s", r.cycles_per_second()}, {"macs_per_s", r.macs_per_second()}};
+  return {{"rows", n},
+          {"cols", n},
+          {"kernel", kernel},
+          {"columns", r.cycles},
+          {"seconds", r.seconds},
+          {"columns_per_s", r.cycles_per_second()},
+          {"macs_per_s", r.macs_per_second()}};
 }
 
 // (b) The bare verilated engine (bench/te_speed.h): on the device stream job's data sizes (compared with
@@ -351,8 +376,12 @@ json part_rtl_bare(const Options& o) {
   const int n = o.sizes.at(0);
   const TeSpeed r = measure_rtl_stream(n, n, *o.min_time);
   const TeSpeed small = measure_rtl_bare(n, n, *o.min_time);
-  return {{"rows", n}, {"cols", n}, {"cycles", r.cycles}, {"seconds", r.seconds},
-          {"cycles_per_s", r.cycles_per_second()}, {"small_pool_cycles_per_s", small.cycles_per_second()}};
+  return {{"rows", n},
+          {"cols", n},
+          {"cycles", r.cycles},
+          {"seconds", r.seconds},
+          {"cycles_per_s", r.cycles_per_second()},
+          {"small_pool_cycles_per_s", small.cycles_per_second()}};
 }
 
 // (b) The same RTL clocked by TensorE inside the device. Two models: "fill" DMAs random bf16 into SBUF once;
@@ -374,7 +403,8 @@ json part_rtl_systemc(const Options& o) {
 
   kb::Program fp(cfg, "bench_fill");
   const uint64_t x = fp.add_tensor("x", model::DType::kBf16, model::TensorKind::kInput, {rows, fill / 2});
-  fp.emit(isa::kEngineDma0, kb::ops::dma(x, kb::sbuf_addr(cfg, 0, 0), fill, uint64_t(rows), fill, cfg.sbuf_partition_bytes));
+  fp.emit(isa::kEngineDma0,
+          kb::ops::dma(x, kb::sbuf_addr(cfg, 0, 0), fill, uint64_t(rows), fill, cfg.sbuf_partition_bytes));
   auto fill_model = s.runtime.load(fp.finish());
   std::mt19937 rng(1234);
   rt::TensorMap fin;
@@ -400,10 +430,11 @@ json part_rtl_systemc(const Options& o) {
   double total = 0;
   for (double x : t.seconds) total += x;
   const double cycles = double(t.cycles) * double(t.seconds.size());
-  return {{"config", cfg.name}, {"rows", rows}, {"cols", cols},
-          {"tensor_engine", tensor_engine_name(s.driver.info().tensor_engine)},
-          {"matmuls", matmuls}, {"columns_per_job", uint64_t(matmuls) * kColumns}, {"job_cycles", t.cycles},
-          {"jobs", t.seconds.size()}, {"seconds", total}, {"cycles_per_s", cycles / total}};
+  return {{"config", cfg.name},     {"rows", rows},
+          {"cols", cols},           {"tensor_engine", tensor_engine_name(s.driver.info().tensor_engine)},
+          {"matmuls", matmuls},     {"columns_per_job", uint64_t(matmuls) * kColumns},
+          {"job_cycles", t.cycles}, {"jobs", t.seconds.size()},
+          {"seconds", total},       {"cycles_per_s", cycles / total}};
 }
 
 // (c) The linear layer (kb::build_linear: matmul, ScalarE bias + activation, VectorE residual, DMA), inputs
@@ -423,21 +454,34 @@ json part_linear(const Options& o) {
   auto lm = s.runtime.load(m);
   Timed t = time_runs(s, *lm, in, *o.min_time, 1);
   const double sec = median(t.seconds);
-  return {{"kernel", "linear"}, {"config", cfg.name},
-          {"tensor_engine", tensor_engine_name(s.driver.info().tensor_engine)}, {"m", M}, {"n", N}, {"k", K},
-          {"cycles", t.cycles}, {"runs", t.seconds.size()}, {"seconds", sec},
+  return {{"kernel", "linear"},
+          {"config", cfg.name},
+          {"tensor_engine", tensor_engine_name(s.driver.info().tensor_engine)},
+          {"m", M},
+          {"n", N},
+          {"k", K},
+          {"cycles", t.cycles},
+          {"runs", t.seconds.size()},
+          {"seconds", sec},
           {"device_cycles_per_s", double(t.cycles) / sec}};
 }
 
 int run_part(const Options& o) {
   json r;
-  if (o.part == "sgemm") r = part_sgemm(o);
-  else if (o.part == "gemm") r = part_gemm(o);
-  else if (o.part == "fast-model") r = part_fast_model(o);
-  else if (o.part == "rtl-bare") r = part_rtl_bare(o);
-  else if (o.part == "rtl-systemc") r = part_rtl_systemc(o);
-  else if (o.part == "linear") r = part_linear(o);
-  else throw UsageError("bench tensor-engine: unknown --part '" + o.part + "'");
+  if (o.part == "sgemm")
+    r = part_sgemm(o);
+  else if (o.part == "gemm")
+    r = part_gemm(o);
+  else if (o.part == "fast-model")
+    r = part_fast_model(o);
+  else if (o.part == "rtl-bare")
+    r = part_rtl_bare(o);
+  else if (o.part == "rtl-systemc")
+    r = part_rtl_systemc(o);
+  else if (o.part == "linear")
+    r = part_linear(o);
+  else
+    throw UsageError("bench tensor-engine: unknown --part '" + o.part + "'");
   fmt::print("{}\n", r.dump());
   return 0;
 }
@@ -514,7 +558,8 @@ json run_child(const std::vector<std::string>& args, const std::map<std::string,
   try {
     return json::parse(out);
   } catch (const json::exception& e) {
-    throw Error(ErrorCode::kFormat, fmt::format("measurement '{}' printed no JSON object ({}): {}", what, e.what(), out));
+    throw Error(ErrorCode::kFormat,
+                fmt::format("measurement '{}' printed no JSON object ({}): {}", what, e.what(), out));
   }
 }
 
@@ -544,7 +589,9 @@ std::string sci(double x) { return fmt::format("{:.2e}", x); }
 
 int run_bench(const Options& o) {
   const bool quick = o.quick;
-  const std::vector<int> sizes = !o.sizes.empty() ? o.sizes : quick ? std::vector<int>{128} : std::vector<int>{512, 1024};
+  const std::vector<int> sizes = !o.sizes.empty() ? o.sizes
+                                 : quick          ? std::vector<int>{128}
+                                                  : std::vector<int>{512, 1024};
   const double mt = *o.min_time;
   const std::string mts = fmt::format("{}", mt);
   CoreType ct = detect_coretype();
@@ -561,16 +608,21 @@ int run_bench(const Options& o) {
   std::map<std::string, std::optional<std::string>> env_ct = {{"OPENBLAS_CORETYPE", std::nullopt},
                                                               {"OPENBLAS_NUM_THREADS", std::to_string(threads2)}};
   if (!ct.name.empty()) env_ct["OPENBLAS_CORETYPE"] = ct.name;
-  json sg = run_child(with_sizes({"--part", "sgemm", "--threads", std::to_string(threads2), "--min-time", mts}), env_ct);
+  json sg =
+      run_child(with_sizes({"--part", "sgemm", "--threads", std::to_string(threads2), "--min-time", mts}), env_ct);
   progress("OpenBLAS sgemm with its own core detection (OPENBLAS_CORETYPE unset)");
   json sg_default = run_child(with_sizes({"--part", "sgemm", "--threads", "1", "--min-time", mts}),
                               {{"OPENBLAS_CORETYPE", std::nullopt}, {"OPENBLAS_NUM_THREADS", "1"}});
   progress("emulated GEMM on trn1, fast tensor engine, sizes {}", sizes_arg(sizes));
-  json em = run_child(with_sizes({"--part", "gemm", "--config", "trn1", "--tensor-engine", "fast", "--min-time", mts}), {});
+  json em =
+      run_child(with_sizes({"--part", "gemm", "--config", "trn1", "--tensor-engine", "fast", "--min-time", mts}), {});
   progress("fast tensor engine model alone, 128x128");
   json fm = run_child({"--part", "fast-model", "--size", "128", "--min-time", mts}, {});
 
-  json report = {{"bench", "tensor-engine"}, {"quick", quick}, {"min_time_s", mt}, {"host_cpu", host_cpu()},
+  json report = {{"bench", "tensor-engine"},
+                 {"quick", quick},
+                 {"min_time_s", mt},
+                 {"host_cpu", host_cpu()},
                  {"host_cores", sysconf(_SC_NPROCESSORS_ONLN)}};
   report["openblas_coretype"] = sg["openblas_coretype"];  // openblas_get_corename() of the compared run
   report["openblas_coretype_requested"] = ct.name;
@@ -583,10 +635,17 @@ int run_bench(const Options& o) {
   for (size_t i = 0; i < sizes.size(); ++i) {
     const json& e = em["sizes"][i];
     const json& b = sg["sizes"][i];
-    json g = {{"m", e["m"]}, {"n", e["n"]}, {"k", e["k"]}, {"config", em["config"]},
-              {"tensor_engine", em["tensor_engine"]}, {"cycles", e["cycles"]}, {"runs", e["runs"]},
-              {"seconds", e["seconds"]}, {"first_run_seconds", e["first_run_seconds"]},
-              {"macs_per_s", e["macs_per_s"]}, {"device_cycles_per_s", e["device_cycles_per_s"]},
+    json g = {{"m", e["m"]},
+              {"n", e["n"]},
+              {"k", e["k"]},
+              {"config", em["config"]},
+              {"tensor_engine", em["tensor_engine"]},
+              {"cycles", e["cycles"]},
+              {"runs", e["runs"]},
+              {"seconds", e["seconds"]},
+              {"first_run_seconds", e["first_run_seconds"]},
+              {"macs_per_s", e["macs_per_s"]},
+              {"device_cycles_per_s", e["device_cycles_per_s"]},
               {"openblas_macs_per_s", b["threads_1"]["macs_per_s"]},
               {"openblas_default_macs_per_s", sg_default["sizes"][i]["threads_1"]["macs_per_s"]}};
     if (b.contains(fmt::format("threads_{}", threads2))) {
@@ -607,13 +666,21 @@ int run_bench(const Options& o) {
     progress("RTL {}x{}: bare verilated model", n, n);
     json bare = run_child({"--part", "rtl-bare", "--size", size, "--min-time", mts}, {});
     progress("RTL {}x{}: inside the SystemC device ({})", n, n, config);
-    std::vector<std::string> a = {"--part", "rtl-systemc", "--config", config, "--tensor-engine", "rtl", "--min-time", mts};
+    std::vector<std::string> a = {"--part",          "rtl-systemc", "--config",   config,
+                                  "--tensor-engine", "rtl",         "--min-time", mts};
     if (quick) a.push_back("--quick");
     json sc = run_child(a, {});
-    const double b = bare["cycles_per_s"], s = sc["cycles_per_s"];
-    rtl.push_back({{"rows", n}, {"cols", n}, {"config", config}, {"rtl_bare_cycles_per_s", b},
-                   {"rtl_systemc_cycles_per_s", s}, {"rtl_bare_over_systemc", b / s},
-                   {"systemc_job_cycles", sc["job_cycles"]}, {"systemc_jobs", sc["jobs"]},
+    const double b = bare["cycles_per_s"], s = sc["cycles_per_s"], small = bare["small_pool_cycles_per_s"];
+    rtl.push_back({{"rows", n},
+                   {"cols", n},
+                   {"config", config},
+                   {"rtl_bare_cycles_per_s", b},
+                   {"rtl_systemc_cycles_per_s", s},
+                   {"rtl_bare_over_systemc", b / s},
+                   {"rtl_bare_small_pool_cycles_per_s", small},
+                   {"rtl_bare_small_pool_over_systemc", small / s},
+                   {"systemc_job_cycles", sc["job_cycles"]},
+                   {"systemc_jobs", sc["jobs"]},
                    {"systemc_matmuls_per_job", sc["matmuls"]}});
   }
   report["rtl"] = rtl;
@@ -624,14 +691,16 @@ int run_bench(const Options& o) {
     const char* engine;
     int m, n, k;
   };
-  const std::vector<Mixed> mixed = quick ? std::vector<Mixed>{{"trn1", "fast", 128, 128, 128}, {"tc1-16", "rtl", 32, 32, 32}}
-                                         : std::vector<Mixed>{{"trn1", "fast", 512, 512, 512}, {"tc1-16", "rtl", 256, 64, 64}};
+  const std::vector<Mixed> mixed =
+      quick ? std::vector<Mixed>{{"trn1", "fast", 128, 128, 128}, {"tc1-16", "rtl", 32, 32, 32}}
+            : std::vector<Mixed>{{"trn1", "fast", 512, 512, 512}, {"tc1-16", "rtl", 512, 128, 128}};
   json mx = json::array();
   for (const Mixed& x : mixed) {
     progress("linear layer {}x{}x{} on {}, {} tensor engine", x.m, x.n, x.k, x.config, x.engine);
-    mx.push_back(run_child({"--part", "linear", "--config", x.config, "--tensor-engine", x.engine, "--m",
-                            std::to_string(x.m), "--n", std::to_string(x.n), "--k", std::to_string(x.k), "--min-time", mts},
-                           {}));
+    mx.push_back(
+        run_child({"--part", "linear", "--config", x.config, "--tensor-engine", x.engine, "--m", std::to_string(x.m),
+                   "--n", std::to_string(x.n), "--k", std::to_string(x.k), "--min-time", mts},
+                  {}));
   }
   report["mixed"] = mx;
 
@@ -639,27 +708,37 @@ int run_bench(const Options& o) {
     fmt::print("{}\n", report.dump());
     return 0;
   }
-  fmt::print("tcemu bench tensor-engine{} on {} ({} cores); the emulator is single-threaded\n\n", quick ? " --quick" : "",
-             report["host_cpu"].get<std::string>(), report["host_cores"].get<long>());
-  fmt::print("(a) bf16 GEMM M = N = K: the whole emulated GEMM (trn1, 128x128, fast engine; host MAC/s of Runtime::run)\n"
-             "    vs OpenBLAS sgemm, core type {} ({}), default detection: {}\n",
-             report["openblas_coretype"].get<std::string>(), ct.reason, report["openblas_default_coretype"].get<std::string>());
-  fmt::print("    {:>6} {:>10} {:>9} {:>12} {:>13} {:>8} {:>14} {:>14}\n", "size", "cycles", "seconds", "emulator MAC/s",
-             "sgemm 1 thr", "ratio", fmt::format("sgemm {} thr", threads2), "sgemm default");
+  fmt::print("tcemu bench tensor-engine{} on {} ({} cores); the emulator is single-threaded\n\n",
+             quick ? " --quick" : "", report["host_cpu"].get<std::string>(), report["host_cores"].get<long>());
+  fmt::print(
+      "(a) bf16 GEMM M = N = K: the whole emulated GEMM (trn1, 128x128, fast engine; host MAC/s of Runtime::run)\n"
+      "    vs OpenBLAS sgemm, core type {} ({}), default detection: {}\n",
+      report["openblas_coretype"].get<std::string>(), ct.reason,
+      report["openblas_default_coretype"].get<std::string>());
+  fmt::print("    {:>6} {:>10} {:>9} {:>12} {:>13} {:>8} {:>14} {:>14}\n", "size", "cycles", "seconds",
+             "emulator MAC/s", "sgemm 1 thr", "ratio", fmt::format("sgemm {} thr", threads2), "sgemm default");
   for (const json& g : gemm) {
-    fmt::print("    {:>6} {:>10} {:>9.4f} {:>14} {:>13} {:>8.3f} {:>14} {:>14}\n", g["m"].get<int>(), g["cycles"].get<uint64_t>(),
-               g["seconds"].get<double>(), sci(g["macs_per_s"]), sci(g["openblas_macs_per_s"]),
-               g["fast_vs_openblas"].get<double>(), g.contains("openblas_multi_macs_per_s") ? sci(g["openblas_multi_macs_per_s"]) : "-",
+    fmt::print("    {:>6} {:>10} {:>9.4f} {:>14} {:>13} {:>8.3f} {:>14} {:>14}\n", g["m"].get<int>(),
+               g["cycles"].get<uint64_t>(), g["seconds"].get<double>(), sci(g["macs_per_s"]),
+               sci(g["openblas_macs_per_s"]), g["fast_vs_openblas"].get<double>(),
+               g.contains("openblas_multi_macs_per_s") ? sci(g["openblas_multi_macs_per_s"]) : "-",
                sci(g["openblas_default_macs_per_s"]));
   }
   fmt::print("    fast engine model alone, {}x{} ({}): {} MAC/s\n\n", fm["rows"].get<int>(), fm["cols"].get<int>(),
              fm["kernel"].get<std::string>(), sci(fm["macs_per_s"]));
-  fmt::print("(b) RTL tensor engine, cycles per host second: bare verilated model vs clocked by TensorE in the SystemC device\n");
-  fmt::print("    {:>6} {:>14} {:>16} {:>14}\n", "size", "bare", "inside SystemC", "bare/SystemC");
+  fmt::print(
+      "(b) RTL tensor engine, cycles per host second: bare verilated model vs clocked by TensorE in the SystemC "
+      "device\n");
+  fmt::print("    (the same stream of 512-column matmuls and data sizes in both; the last two columns: bare on a 64-column\n"
+             "    pool with fixed weights, as tcemu-bench-rtl runs it, which the host's branch predictors learn)\n");
+  fmt::print("    {:>6} {:>14} {:>16} {:>14} {:>16} {:>14}\n", "size", "bare", "inside SystemC", "bare/SystemC",
+             "bare, 64-col pool", "pool/SystemC");
   for (const json& r : rtl)
-    fmt::print("    {:>6} {:>14.0f} {:>16.0f} {:>14.3f}\n", fmt::format("{}x{}", r["rows"].get<int>(), r["cols"].get<int>()),
+    fmt::print("    {:>6} {:>14.0f} {:>16.0f} {:>14.3f} {:>16.0f} {:>14.3f}\n",
+               fmt::format("{}x{}", r["rows"].get<int>(), r["cols"].get<int>()),
                r["rtl_bare_cycles_per_s"].get<double>(), r["rtl_systemc_cycles_per_s"].get<double>(),
-               r["rtl_bare_over_systemc"].get<double>());
+               r["rtl_bare_over_systemc"].get<double>(), r["rtl_bare_small_pool_cycles_per_s"].get<double>(),
+               r["rtl_bare_small_pool_over_systemc"].get<double>());
   fmt::print("\n(c) mixed kernel: linear layer (TensorE matmul, ScalarE bias + gelu_tanh, VectorE residual, DMA)\n");
   fmt::print("    {:>7} {:>6} {:>15} {:>10} {:>9} {:>16}\n", "config", "engine", "M x N x K", "cycles", "seconds",
              "device cycles/s");

@@ -1,6 +1,8 @@
 // The tcemu command line as a user runs it: exit codes, one-line errors, JSON fields, files.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -261,6 +263,41 @@ TEST(Cli, DemoRunsTheDefaultModelAndPrintsItsProfile) {
   EXPECT_EQ(bad.status, 1);
   EXPECT_NE(bad.out.find("missing.json"), std::string::npos) << bad.out;
   fs::remove_all(d);
+}
+
+// The speed benchmark's quick mode: one JSON object with every figure present and positive. Nothing is
+// asserted about speed (the figures depend on the host and its load).
+TEST(Cli, BenchTensorEngineQuickJsonHasEveryFigure) {
+  Result r = tcemu("bench tensor-engine --quick --json");
+  ASSERT_EQ(r.status, 0) << r.out;
+  ASSERT_EQ(lines(r.out), 1) << "JSON output must be one object and nothing else: " << r.out;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  auto positive = [](const nlohmann::json& o, const std::string& key) {
+    ASSERT_TRUE(o.contains(key)) << key << " missing in " << o.dump();
+    ASSERT_TRUE(o[key].is_number()) << key << " in " << o.dump();
+    EXPECT_GT(o[key].get<double>(), 0.0) << key << " in " << o.dump();
+  };
+  positive(j, "fast_vs_openblas");
+  EXPECT_EQ(j.value("openblas_threads", 0), 1) << r.out;  // like the emulator: one thread
+  ASSERT_TRUE(j.contains("openblas_coretype")) << r.out;
+  EXPECT_FALSE(j["openblas_coretype"].get<std::string>().empty()) << r.out;
+  ASSERT_FALSE(j["gemm"].empty()) << r.out;
+  for (const auto& g : j["gemm"]) {
+    for (const char* key : {"cycles", "seconds", "macs_per_s", "openblas_macs_per_s", "fast_vs_openblas"}) positive(g, key);
+    EXPECT_EQ(g.value("tensor_engine", ""), "fast") << g.dump();
+  }
+  positive(j["fast_model"], "macs_per_s");
+  ASSERT_EQ(j["rtl"].size(), 2u) << r.out;  // 16x16 and 32x32
+  for (const auto& x : j["rtl"])
+    for (const char* key : {"rtl_bare_cycles_per_s", "rtl_systemc_cycles_per_s", "rtl_bare_over_systemc"}) positive(x, key);
+  ASSERT_EQ(j["mixed"].size(), 2u) << r.out;  // trn1 fast, tc1-16 rtl
+  for (const auto& x : j["mixed"]) {
+    EXPECT_EQ(x.value("kernel", ""), "linear") << x.dump();
+    for (const char* key : {"cycles", "seconds", "device_cycles_per_s"}) positive(x, key);
+  }
+  Result bad = tcemu("bench tensor-engine --size 3");
+  EXPECT_EQ(bad.status, 2) << bad.out;
+  EXPECT_NE(bad.out.find("--size"), std::string::npos) << bad.out;
 }
 
 }  // namespace
