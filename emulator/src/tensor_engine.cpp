@@ -5,6 +5,8 @@
 // num::kFp32MatmulPasses bf16 passes over the bf16 parts of its operands, split here as they are read
 // (docs/numerics.md). The passes of one instruction go through the pipeline exactly like separate
 // instructions; the instruction completes (trace record, semaphore) with its last pass.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <deque>
 #include <optional>
@@ -106,10 +108,9 @@ uint16_t Tc1::sbuf_bf16(uint64_t part, uint64_t byte_off) const {
 }
 
 // Rows 0..m-1 of a held PSUM block: n consecutive fp32 per partition, partitions `pitch` bytes apart, from
-// `data` (n result columns of `stride` fp32). Cloned per host ISA so that the adds and the transposing loads
-// run 16 (AVX-512) or 8 (AVX2) lanes wide.
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void write_psum_rows(
-    uint8_t* first, uint64_t pitch, uint64_t m, int n, const uint32_t* data, uint64_t stride, bool accumulate) {
+// `data` (n result columns of `stride` fp32): a transpose, and for an accumulating block the PSUM adder.
+void write_psum_rows_generic(uint8_t* first, uint64_t pitch, uint64_t m, int n, const uint32_t* data, uint64_t stride,
+                             bool accumulate) {
   for (uint64_t c = 0; c < m; ++c, first += pitch) {
     uint32_t* dst = reinterpret_cast<uint32_t*>(first);  // 4-aligned (matmul operands are checked)
     const uint32_t* src = data + c;
@@ -121,6 +122,72 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
     }
   }
 }
+
+// GCC 12 reports the deliberately undefined register inside its AVX-512 shuffle intrinsics as "may be used
+// uninitialized" (GCC bug 105593, fixed in 13).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// An exponent field of 0 keeps only the sign: DAZ on the way in, FTZ on the way out (num::fast_add).
+[[gnu::target("avx512f")]] inline __m512i flush_to_zero_avx512(__m512i v) {
+  const __m512i exp = _mm512_set1_epi32(0x7F800000), sign = _mm512_set1_epi32(int(0x80000000u));
+  return _mm512_mask_and_epi32(v, _mm512_testn_epi32_mask(v, exp), v, sign);
+}
+
+// The same with AVX-512, 16 partitions at a time: the 16 x 16 block (16 columns of 16 partitions) transposed in
+// registers, then num::fast_add 16 lanes wide, step for step (DAZ on both operands, the IEEE RNE sum, FTZ,
+// the canonical NaN). Partitions past the last multiple of 16 go the generic way.
+[[gnu::target("avx512f")]] void write_psum_rows_avx512(uint8_t* first, uint64_t pitch, uint64_t m, int n,
+                                                       const uint32_t* data, uint64_t stride, bool accumulate) {
+  static_assert(kPsumBlock == 16, "one column per lane");
+  const __mmask16 lanes = __mmask16(n >= 16 ? 0xFFFFu : (1u << n) - 1u);
+  const __m512i exp = _mm512_set1_epi32(0x7F800000), abs = _mm512_set1_epi32(0x7FFFFFFF);
+  const __m512i nan = _mm512_set1_epi32(int(num::kF32CanonicalNan));
+  uint64_t c0 = 0;
+  for (; c0 + 16 <= m; c0 += 16) {
+    __m512i r[16], t[16];
+    // Row j: partitions c0 .. c0+15 of column j (columns j >= n are not used: masked below).
+    for (int j = 0; j < 16; ++j) r[j] = _mm512_loadu_si512(data + uint64_t(j) * stride + c0);
+    for (int j = 0; j < 16; j += 2) {
+      t[j] = _mm512_unpacklo_epi32(r[j], r[j + 1]);
+      t[j + 1] = _mm512_unpackhi_epi32(r[j], r[j + 1]);
+    }
+    // r[4g + q], 128-bit lane L: partition 4L + q of columns 4g .. 4g+3.
+    for (int g = 0; g < 16; g += 4) {
+      r[g] = _mm512_unpacklo_epi64(t[g], t[g + 2]);
+      r[g + 1] = _mm512_unpackhi_epi64(t[g], t[g + 2]);
+      r[g + 2] = _mm512_unpacklo_epi64(t[g + 1], t[g + 3]);
+      r[g + 3] = _mm512_unpackhi_epi64(t[g + 1], t[g + 3]);
+    }
+    for (int q = 0; q < 4; ++q) {
+      const __m512i lo0 = _mm512_shuffle_i32x4(r[q], r[4 + q], 0x44), hi0 = _mm512_shuffle_i32x4(r[q], r[4 + q], 0xEE);
+      const __m512i lo1 = _mm512_shuffle_i32x4(r[8 + q], r[12 + q], 0x44);
+      const __m512i hi1 = _mm512_shuffle_i32x4(r[8 + q], r[12 + q], 0xEE);
+      t[q] = _mm512_shuffle_i32x4(lo0, lo1, 0x88);       // partition c0 + q: columns 0 .. 15
+      t[4 + q] = _mm512_shuffle_i32x4(lo0, lo1, 0xDD);   // c0 + 4 + q
+      t[8 + q] = _mm512_shuffle_i32x4(hi0, hi1, 0x88);   // c0 + 8 + q
+      t[12 + q] = _mm512_shuffle_i32x4(hi0, hi1, 0xDD);  // c0 + 12 + q
+    }
+    for (int c = 0; c < 16; ++c) {
+      uint8_t* row = first + (c0 + uint64_t(c)) * pitch;
+      __m512i v = t[c];
+      if (accumulate) {
+        const __m512 a = _mm512_castsi512_ps(flush_to_zero_avx512(_mm512_maskz_loadu_epi32(lanes, row)));
+        const __m512 b = _mm512_castsi512_ps(flush_to_zero_avx512(v));
+        v = flush_to_zero_avx512(_mm512_castps_si512(_mm512_add_ps(a, b)));
+        v = _mm512_mask_mov_epi32(v, _mm512_cmpgt_epu32_mask(_mm512_and_epi32(v, abs), exp), nan);
+      }
+      _mm512_mask_storeu_epi32(row, lanes, v);
+    }
+  }
+  write_psum_rows_generic(first + c0 * pitch, pitch, m - c0, n, data + c0, stride, accumulate);
+}
+
+#pragma GCC diagnostic pop
+
+using WritePsumRows = void (*)(uint8_t*, uint64_t, uint64_t, int, const uint32_t*, uint64_t, bool);
+const WritePsumRows write_psum_rows =
+    __builtin_cpu_supports("avx512f") ? write_psum_rows_avx512 : write_psum_rows_generic;
 
 void Tc1::psum_flush() {
   PsumBlock& b = psum_block_;
