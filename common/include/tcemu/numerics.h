@@ -38,13 +38,11 @@ inline float bf16_to_f32(uint16_t b) { return f32_from_bits(static_cast<uint32_t
 // fp32 -> bf16 rounding to nearest, ties to even; NaN -> canonical bf16 NaN; overflow -> inf.
 // Subnormals are converted as IEEE does (they are read as zero by the tensor engine).
 inline uint16_t f32_to_bf16(float f) {
-  uint32_t u = f32_bits(f);
-  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return kBf16CanonicalNan;  // NaN
+  const uint32_t u = f32_bits(f);
   // Add half an ulp of bf16 (0x7FFF) plus the lowest kept bit (ties to even); carries into the exponent
-  // give the correct next binade or infinity.
-  const uint32_t lsb = (u >> 16) & 1u;
-  u += 0x7FFFu + lsb;
-  return static_cast<uint16_t>(u >> 16);
+  // give the correct next binade or infinity. One expression, no early return, so that loops vectorise.
+  const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+  return static_cast<uint16_t>((u & 0x7FFFFFFFu) > 0x7F800000u ? kBf16CanonicalNan : rounded);  // NaN
 }
 
 // Golden arithmetic (fp32 bit patterns in and out).
