@@ -34,6 +34,14 @@ std::vector<uint8_t> to_device_bytes(const HostTensor& t, model::DType dtype) {
   return out;
 }
 
+namespace {
+// fp32 -> bf16 of n elements (num::f32_to_bf16), cloned per host ISA so that it runs 16 or 8 lanes wide.
+[[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]] void to_bf16(const float* src, size_t n,
+                                                                                   uint16_t* dst) {
+  for (size_t i = 0; i < n; ++i) dst[i] = num::f32_to_bf16(src[i]);
+}
+}  // namespace
+
 // Writes `t` to device memory at `addr` as `dtype`, converting a slice at a time: a tensor of many MiB then
 // needs no device-sized host copy (whose fresh pages cost more than the conversion).
 void Runtime::write_tensor(uint64_t addr, const HostTensor& t, model::DType dtype) {
@@ -45,7 +53,7 @@ void Runtime::write_tensor(uint64_t addr, const HostTensor& t, model::DType dtyp
   uint16_t buf[kSlice];
   for (size_t i = 0; i < t.data.size(); i += kSlice) {
     const size_t n = std::min(kSlice, t.data.size() - i);
-    for (size_t j = 0; j < n; ++j) buf[j] = num::f32_to_bf16(t.data[i + j]);
+    to_bf16(t.data.data() + i, n, buf);
     driver_.write(addr + 2 * i, {reinterpret_cast<const uint8_t*>(buf), 2 * n});  // little-endian host
   }
 }
