@@ -185,9 +185,14 @@ void write_psum_rows_generic(uint8_t* first, uint64_t pitch, uint64_t m, int n, 
 
 #pragma GCC diagnostic pop
 
-using WritePsumRows = void (*)(uint8_t*, uint64_t, uint64_t, int, const uint32_t*, uint64_t, bool);
-const WritePsumRows write_psum_rows =
-    __builtin_cpu_supports("avx512f") ? write_psum_rows_avx512 : write_psum_rows_generic;
+void write_psum_rows(uint8_t* first, uint64_t pitch, uint64_t m, int n, const uint32_t* data, uint64_t stride,
+                     bool accumulate) {
+  static const bool avx512 = [] {
+    __builtin_cpu_init();  // may run before libgcc's own initialisation of the CPU model
+    return __builtin_cpu_supports("avx512f") != 0;
+  }();
+  (avx512 ? write_psum_rows_avx512 : write_psum_rows_generic)(first, pitch, m, n, data, stride, accumulate);
+}
 
 void Tc1::psum_flush() {
   PsumBlock& b = psum_block_;
