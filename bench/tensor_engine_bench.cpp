@@ -688,6 +688,12 @@ int run_bench(const Options& o) {
                                   "--tensor-engine", "rtl",         "--min-time", mts};
     if (quick) a.push_back("--quick");
     json sc = run_child(a, {});
+    const int gn = quick ? 64 : 256;
+    progress("RTL {}x{}: a whole GEMM {}^3 on {} (kb::build_gemm)", n, n, gn, config);
+    json gm = run_child({"--part", "gemm", "--config", config, "--tensor-engine", "rtl", "--size", std::to_string(gn),
+                         "--min-time", mts},
+                        {});
+    const json& g0 = gm["sizes"][0];
     const double b = bare["cycles_per_s"], s = sc["cycles_per_s"], small = bare["small_pool_cycles_per_s"];
     rtl.push_back({{"rows", n},
                    {"cols", n},
@@ -697,6 +703,10 @@ int run_bench(const Options& o) {
                    {"rtl_bare_over_systemc", b / s},
                    {"rtl_bare_small_pool_cycles_per_s", small},
                    {"rtl_bare_small_pool_over_systemc", small / s},
+                   {"gemm_size", gn},
+                   {"gemm_cycles", g0["cycles"]},
+                   {"gemm_utilization", double(gn) * gn * gn / (g0["cycles"].get<double>() * n * n)},
+                   {"gemm_device_cycles_per_s", g0["device_cycles_per_s"]},
                    {"systemc_job_cycles", sc["job_cycles"]},
                    {"systemc_jobs", sc["jobs"]},
                    {"systemc_matmuls_per_job", sc["matmuls"]}});
@@ -758,6 +768,12 @@ int run_bench(const Options& o) {
                r["rtl_bare_cycles_per_s"].get<double>(), r["rtl_systemc_cycles_per_s"].get<double>(),
                r["rtl_bare_over_systemc"].get<double>(), r["rtl_bare_small_pool_cycles_per_s"].get<double>(),
                r["rtl_bare_small_pool_over_systemc"].get<double>());
+  for (const json& r : rtl)
+    fmt::print(
+        "    {}: a whole GEMM {}^3 (kb::build_gemm, RTL; idle array cycles cost little): {:.0f} device "
+        "cycles/s at {:.0f}% utilisation\n",
+        r["config"].get<std::string>(), r["gemm_size"].get<int>(), r["gemm_device_cycles_per_s"].get<double>(),
+        100.0 * r["gemm_utilization"].get<double>());
   fmt::print("\n(c) mixed kernel: linear layer (TensorE matmul, ScalarE bias + gelu_tanh, VectorE residual, DMA)\n");
   fmt::print("    {:>7} {:>6} {:>15} {:>10} {:>9} {:>16}\n", "config", "engine", "M x N x K", "cycles", "seconds",
              "device cycles/s");
