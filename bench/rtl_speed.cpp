@@ -21,36 +21,14 @@ namespace {
 
 using Result = tcemu::bench::TeSpeed;
 
-[[noreturn]] void usage(const char* prog, const std::string& error) {
-  std::fprintf(stderr, "%s: %s\nusage: %s [--json] [--min-time SECONDS] [--size RxC ...]\n", prog,
-               error.c_str(), prog);
-  std::exit(2);
-}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool json = false;
-  double min_seconds = 1.0;
-  std::vector<std::pair<int, int>> sizes;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--json") {
-      json = true;
-    } else if (arg == "--min-time" && i + 1 < argc) {
-      min_seconds = std::atof(argv[++i]);
-      if (!(min_seconds > 0.0)) usage(argv[0], "--min-time needs a positive number of seconds");
-    } else if (arg == "--size" && i + 1 < argc) {
-      int r = 0;
-      int c = 0;
-      if (std::sscanf(argv[++i], "%dx%d", &r, &c) != 2) usage(argv[0], "--size takes RxC, e.g. 16x16");
-      sizes.emplace_back(r, c);
-    } else if (arg == "--help" || arg == "-h") {
-      usage(argv[0], "help");
-    } else {
-      usage(argv[0], "unknown argument '" + arg + "'");
-    }
-  }
+  const tcemu::bench::SpeedArgs args = tcemu::bench::parse_speed_args(argc, argv);
+  const bool json = args.json;
+  const double min_seconds = args.min_seconds;
+  std::vector<std::pair<int, int>> sizes = args.sizes;
   if (sizes.empty()) {
     for (const auto& s : tcemu::rtl::available_tensor_engine_sizes()) {
       if (s.first <= 32 && s.second <= 32) sizes.push_back(s);

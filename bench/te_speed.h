@@ -13,9 +13,13 @@
 #pragma once
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <cstdint>
 #include <random>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tcemu/rtl/fast_tensor_engine.h"
@@ -31,6 +35,40 @@ struct TeSpeed {
   double cycles_per_second() const { return double(cycles) / seconds; }
   double macs_per_second() const { return cycles_per_second() * rows * cols; }
 };
+
+// The command line of tcemu-bench-rtl and tcemu-bench-fast-te: [--json] [--min-time SECONDS] [--size RxC ...].
+// Exits with status 2 and the usage line on a bad argument.
+struct SpeedArgs {
+  bool json = false;
+  double min_seconds = 1.0;
+  std::vector<std::pair<int, int>> sizes;  // empty: the bench's default sizes
+};
+inline SpeedArgs parse_speed_args(int argc, char** argv) {
+  auto usage = [&](const std::string& error) {
+    std::fprintf(stderr, "%s: %s\nusage: %s [--json] [--min-time SECONDS] [--size RxC ...]\n", argv[0],
+                 error.c_str(), argv[0]);
+    std::exit(2);
+  };
+  SpeedArgs a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--json") {
+      a.json = true;
+    } else if (arg == "--min-time" && i + 1 < argc) {
+      a.min_seconds = std::atof(argv[++i]);
+      if (!(a.min_seconds > 0.0)) usage("--min-time needs a positive number of seconds");
+    } else if (arg == "--size" && i + 1 < argc) {
+      int r = 0, c = 0;
+      if (std::sscanf(argv[++i], "%dx%d", &r, &c) != 2) usage("--size takes RxC, e.g. 16x16");
+      a.sizes.emplace_back(r, c);
+    } else if (arg == "--help" || arg == "-h") {
+      usage("help");
+    } else {
+      usage("unknown argument '" + arg + "'");
+    }
+  }
+  return a;
+}
 
 // Random bf16 in roughly [-4, 4] with a random sign: normal numbers, no specials.
 inline uint16_t random_bf16(std::mt19937& rng) {
