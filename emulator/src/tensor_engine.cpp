@@ -239,10 +239,10 @@ void Tc1::wave_step() {
 // or busy flag the instruction being loaded, else the newest in flight.
 void Tc1::report_lockstep(const rtl::LockstepDivergence& d, const std::deque<Matmul>& inflight,
                           const std::optional<Matmul>& loading, uint32_t next_pc) {
-  const bool result_port = d.port == "out_data" || d.port == "out_valid";
+  const bool result_port = d.port == rtl::LockstepPort::kOutData || d.port == rtl::LockstepPort::kOutValid;
   const Matmul* mm = result_port ? (inflight.empty() ? nullptr : &inflight.front())
                                  : (loading ? &*loading : (inflight.empty() ? nullptr : &inflight.back()));
-  ls_port_ = d.port == "out_valid" ? 1 : d.port == "out_data" ? 2 : d.port == "wload_ready" ? 3 : 4;
+  ls_port_ = uint32_t(d.port);
   ls_column_ = mm ? uint32_t(mm->next_out) : 0;
   ls_element_ = d.element < 0 ? 0 : uint32_t(d.element);
   ls_rtl_ = d.reference, ls_fast_ = d.candidate;

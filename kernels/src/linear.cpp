@@ -39,7 +39,7 @@ int ceil_div(int a, int b) { return (a + b - 1) / b; }
 struct LinearLayout {
   uint64_t x_off[2], w_off[2], r_off[2], h_off[2], bias_off, total;
 };
-LinearLayout layout(const DeviceConfig& cfg, const LinearPlan& p, int N, bool residual) {
+LinearLayout layout(const LinearPlan& p, int N, bool residual) {
   const uint64_t kt = uint64_t(p.k_tiles), mt = uint64_t(p.m_tile), nt = uint64_t(p.n_tile);
   LinearLayout l{};
   uint64_t at = 0;
@@ -59,7 +59,6 @@ LinearLayout layout(const DeviceConfig& cfg, const LinearPlan& p, int N, bool re
   for (auto& o : l.h_off) o = next(mt * 4);
   l.bias_off = next(uint64_t(p.n_tiles) * 4);
   l.total = at;
-  (void)cfg;
   return l;
 }
 
@@ -83,7 +82,7 @@ LinearPlan plan_linear(const DeviceConfig& cfg, int M, int N, int K) {
     p.m_tiles = ceil_div(M, mt);
     for (bool resident : {true, false}) {
       p.w_resident = resident;
-      if (layout(cfg, p, N, true).total <= cfg.sbuf_partition_bytes) return p;
+      if (layout(p, N, true).total <= cfg.sbuf_partition_bytes) return p;
     }
     if (mt == 1) break;
   }
@@ -91,12 +90,12 @@ LinearPlan plan_linear(const DeviceConfig& cfg, int M, int N, int K) {
   throw Error(ErrorCode::kCapacity,
               fmt::format("linear M={} N={} K={} does not fit {}: a one-token tile needs {} bytes per SBUF "
                           "partition, the partition has {} bytes",
-                          M, N, K, cfg.name, layout(cfg, p, N, true).total, cfg.sbuf_partition_bytes));
+                          M, N, K, cfg.name, layout(p, N, true).total, cfg.sbuf_partition_bytes));
 }
 
 model::Model build_linear(const DeviceConfig& cfg, int M, int N, int K, const LinearOptions& opts) {
   const LinearPlan p = plan_linear(cfg, M, N, K);
-  const LinearLayout l = layout(cfg, p, N, opts.residual);
+  const LinearLayout l = layout(p, N, opts.residual);
   Program prog(cfg, fmt::format("linear_{}_{}x{}x{}{}", isa::act_func_name(uint64_t(opts.act)), M, N, K,
                                 opts.residual ? "_residual" : ""));
   const uint64_t xT = prog.add_tensor("xT", model::DType::kBf16, model::TensorKind::kInput, {K, M});

@@ -40,19 +40,20 @@ void LockstepTensorEngine::tick() {
 
 void LockstepTensorEngine::compare() {
   if (divergence_) return;  // the first difference is the one worth reporting
-  auto differ = [&](const char* port, int element, uint32_t r, uint32_t c) {
+  auto differ = [&](LockstepPort port, int element, uint32_t r, uint32_t c) {
     divergence_ = LockstepDivergence{ref_->cycle(), port, element, r, c};
   };
-  if (ref_->out_valid() != cand_->out_valid()) return differ("out_valid", -1, ref_->out_valid(), cand_->out_valid());
+  if (ref_->out_valid() != cand_->out_valid())
+    return differ(LockstepPort::kOutValid, -1, ref_->out_valid(), cand_->out_valid());
   if (ref_->wload_ready() != cand_->wload_ready())
-    return differ("wload_ready", -1, ref_->wload_ready(), cand_->wload_ready());
-  if (ref_->busy() != cand_->busy()) return differ("busy", -1, ref_->busy(), cand_->busy());
+    return differ(LockstepPort::kWloadReady, -1, ref_->wload_ready(), cand_->wload_ready());
+  if (ref_->busy() != cand_->busy()) return differ(LockstepPort::kBusy, -1, ref_->busy(), cand_->busy());
   if (!ref_->out_valid()) return;
   ref_->out_data(a_.data());
   cand_->out_data(b_.data());
   if (presented_++ == inject_column_) b_[0] ^= uint32_t(1) << inject_bit_;
   for (size_t c = 0; c < a_.size(); ++c)
-    if (a_[c] != b_[c]) return differ("out_data", int(c), a_[c], b_[c]);
+    if (a_[c] != b_[c]) return differ(LockstepPort::kOutData, int(c), a_[c], b_[c]);
 }
 
 }  // namespace tcemu::rtl

@@ -531,22 +531,7 @@ TEST(FastTensorEngine, Contract) {
   EXPECT_FALSE(te->out_valid());
   EXPECT_TRUE(te->wload_ready());
 
-  std::vector<uint16_t> d(12, 0x3F80);
-  EXPECT_THROW(te->set_wload(true, 8, d.data()), std::out_of_range);
-  EXPECT_THROW(te->set_wload(true, -1, d.data()), std::out_of_range);
-  EXPECT_THROW(te->set_wload(true, 0, nullptr), std::out_of_range);
-  EXPECT_THROW(te->set_moving(true, true, 0, d.data()), std::out_of_range);
-  EXPECT_THROW(te->set_moving(true, true, 9, d.data()), std::out_of_range);
-  EXPECT_THROW(te->set_moving(true, false, 8, nullptr), std::out_of_range);
-  EXPECT_NO_THROW(te->set_wload(false, 99, nullptr));
-  EXPECT_NO_THROW(te->set_moving(false, false, 0, nullptr));
-  try {
-    te->set_moving(true, false, 12, d.data());
-    ADD_FAILURE() << "no exception";
-  } catch (const std::out_of_range& e) {
-    EXPECT_NE(std::string(e.what()).find("k=12"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("1..8"), std::string::npos) << e.what();
-  }
+  expect_rejects_out_of_range_inputs(*te);
 
   for (const auto& [r, c] : {std::pair{1, 8}, std::pair{8, 1}, std::pair{0, 0}, std::pair{-2, 4}}) {
     try {

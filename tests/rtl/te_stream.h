@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <algorithm>
 #include <cstdio>
 #include <deque>
 #include <iterator>
@@ -302,5 +303,28 @@ class Streamer {
   bool hold_last_row_ = false;
   std::vector<uint32_t> out_;
 };
+
+// The adapter contract (tensor_engine.h) for any TensorEngineModel with 8 rows: a valid input out of
+// range throws std::out_of_range naming the value and the range; an input marked not valid is ignored.
+inline void expect_rejects_out_of_range_inputs(TensorEngineModel& te) {
+  ASSERT_EQ(te.rows(), 8);
+  std::vector<uint16_t> d(size_t(std::max(te.rows(), te.cols())), 0x3F80);
+  EXPECT_THROW(te.set_wload(true, 8, d.data()), std::out_of_range);
+  EXPECT_THROW(te.set_wload(true, -1, d.data()), std::out_of_range);
+  EXPECT_THROW(te.set_wload(true, 0, nullptr), std::out_of_range);
+  EXPECT_THROW(te.set_moving(true, true, 0, d.data()), std::out_of_range);
+  EXPECT_THROW(te.set_moving(true, true, 9, d.data()), std::out_of_range);
+  EXPECT_THROW(te.set_moving(true, false, 8, nullptr), std::out_of_range);
+  // Not valid: anything goes.
+  EXPECT_NO_THROW(te.set_wload(false, 99, nullptr));
+  EXPECT_NO_THROW(te.set_moving(false, false, 0, nullptr));
+  try {
+    te.set_moving(true, false, 12, d.data());
+    ADD_FAILURE() << "no exception";
+  } catch (const std::out_of_range& e) {
+    EXPECT_NE(std::string(e.what()).find("k=12"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("1..8"), std::string::npos) << e.what();
+  }
+}
 
 }  // namespace tcemu::rtl::test

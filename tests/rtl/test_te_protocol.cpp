@@ -85,22 +85,7 @@ TEST(TensorEngineAdapter, UnknownSizeThrowsNamingSizes) {
 
 TEST(TensorEngineAdapter, RejectsOutOfRangeInputs) {
   auto te = make_tensor_engine(8, 8);
-  std::vector<uint16_t> d(8, 0x3F80);
-  EXPECT_THROW(te->set_wload(true, 8, d.data()), std::out_of_range);
-  EXPECT_THROW(te->set_wload(true, -1, d.data()), std::out_of_range);
-  EXPECT_THROW(te->set_wload(true, 0, nullptr), std::out_of_range);
-  EXPECT_THROW(te->set_moving(true, true, 0, d.data()), std::out_of_range);
-  EXPECT_THROW(te->set_moving(true, true, 9, d.data()), std::out_of_range);
-  EXPECT_THROW(te->set_moving(true, false, 8, nullptr), std::out_of_range);
-  // Not valid: anything goes.
-  EXPECT_NO_THROW(te->set_wload(false, 99, nullptr));
-  EXPECT_NO_THROW(te->set_moving(false, false, 0, nullptr));
-  try {
-    te->set_moving(true, false, 12, d.data());
-  } catch (const std::out_of_range& e) {
-    EXPECT_NE(std::string(e.what()).find("k=12"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("1..8"), std::string::npos) << e.what();
-  }
+  expect_rejects_out_of_range_inputs(*te);
 }
 
 class TensorEngineProtocol : public ::testing::TestWithParam<Size> {};

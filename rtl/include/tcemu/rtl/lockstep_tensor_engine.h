@@ -13,10 +13,13 @@
 
 namespace tcemu::rtl {
 
+// The ports compared; the codes are those of the LOCKSTEP_PORT register (docs/registers.md).
+enum class LockstepPort : uint32_t { kOutValid = 1, kOutData = 2, kWloadReady = 3, kBusy = 4 };
+
 // The first tick after which the two models' ports differed.
 struct LockstepDivergence {
   uint64_t tick = 0;      // the reference's cycle() after that tick
-  std::string port;       // "out_valid", "out_data", "wload_ready" or "busy"
+  LockstepPort port = LockstepPort::kOutValid;
   int element = -1;       // out_data: the element (result row c) that differs first; -1 otherwise
   uint32_t reference = 0, candidate = 0;  // its values: fp32 bits for out_data, 0/1 for the flags
 };
