@@ -1,25 +1,29 @@
-// GEMM kernel: C[M x N] (f32) = A[M x K] (bf16) x B[K x N] (bf16), tiled to the device's array.
+// GEMM kernel: c[M, N] (f32) = a[M, K] x b[K, N], any positive sizes, written with the kernel builder.
 //
-// Inputs "a" [M, K] and "b" [K, N], output "c" [M, N]. The K dimension is split into chunks of the
-// array's rows; each chunk is one matmul, accumulated in PSUM in chunk order (num::golden_gemm with
-// k_chunk = rows computes the identical bits).
+// Inputs: "b" [K, N] and either "a" [M, K] (row-major; transposed on chip) or, with `a_transposed`, "aT"
+// [K, M] — the layout Trainium's matmul takes its stationary operand in (NKI's lhsT), which costs no
+// on-chip transposes. Output "c" [M, N]. The compute dtype is bf16 (the tensors may be f32: DMA rounds them
+// to bf16 on load) or f32 (6-pass fp32 matmuls). K is split into chunks of the array's rows, accumulated
+// in PSUM in chunk order: num::golden_gemm with k_chunk = rows computes the identical bits (bf16).
 #pragma once
 
 #include "tcemu/config.h"
+#include "tcemu/kb/builder.h"
 #include "tcemu/model.h"
 
 namespace tcemu::kb {
 
-struct GemmPlan {
-  int m_tile = 0, n_tile = 0, k_tile = 0;  // tile sizes (last tiles may be smaller)
-  int m_tiles = 0, n_tiles = 0, k_tiles = 0;
-  int k_group = 0;   // k-tiles held in SBUF at once; == k_tiles when whole-K panels fit
-  int k_groups = 0;  // ceil(k_tiles / k_group)
+struct GemmOptions {
+  bool a_transposed = false;                       // "aT" [K, M] instead of "a" [M, K]
+  isa::DType compute = isa::DType::kBf16;          // matmul operand type: bf16 or f32
+  model::DType in_dtype = model::DType::kBf16;     // dtype of the HBM inputs (build_gemm)
 };
 
-// Throws Error(kInvalidArgument) for non-positive sizes or a config with fewer than 4 DMA queues,
-// Error(kCapacity) naming the sizes if not even one k-tile of one column fits the config's SBUF.
-GemmPlan plan_gemm(const DeviceConfig& cfg, int M, int N, int K);
-model::Model build_gemm(const DeviceConfig& cfg, int M, int N, int K);
+// Emits c = a x b into `k` (a is aT [K, M] when o.a_transposed). Throws Error(kInvalidArgument) for
+// mismatched shapes, Error(kCapacity) naming the tile when even the smallest schedule does not fit.
+void gemm(Kernel& k, const Dram& a, const Dram& b, const Dram& c, const GemmOptions& o = {});
+
+// A model with inputs "a" (or "aT") and "b", output "c".
+model::Model build_gemm(const DeviceConfig& cfg, int M, int N, int K, const GemmOptions& o = {});
 
 }  // namespace tcemu::kb
