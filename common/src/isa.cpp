@@ -144,10 +144,13 @@ bool format_compute_field(Opcode op, const char* name, uint64_t v, std::string& 
   else if (is({"op", "op0", "op1"})) return named(alu_op_name(v));
   else if (is({"func"})) return named(act_func_name(v));
   else if (is({"imm0", "imm1", "scale_imm"})) {
+    // %.9g gives back the same float through strtof for every non-NaN value (-0 and +-inf included); a
+    // NaN shows its bits, payload and sign, as nan:0x7fc00000.
     float f;
     const uint32_t u = uint32_t(v);
     std::memcpy(&f, &u, 4);
-    std::snprintf(buf, sizeof buf, "%.9g", double(f));
+    if (f != f) std::snprintf(buf, sizeof buf, "nan:0x%08x", unsigned(u));
+    else std::snprintf(buf, sizeof buf, "%.9g", double(f));
     s += buf;
   } else if (is({"base", "pstep", "fstep"})) s += std::to_string(int32_t(uint32_t(v)));
   else if (is({"value"})) {
@@ -287,8 +290,11 @@ std::string disassemble(const Instr& in) {
     uint64_t v = in.*f.member;
     bool is_addr = (in.opcode == Opcode::DmaCopy) && (std::strcmp(f.name, "src") == 0 || std::strcmp(f.name, "dst") == 0);
     if (is_addr) {
+      // A space with no name (3..15) shows its number, as the operands' "space3" does.
+      const uint64_t sp = addr_space(v);
+      const std::string space = sp <= uint64_t(Space::kPsum) ? space_name(sp) : "space" + std::to_string(sp);
       char buf[40];
-      std::snprintf(buf, sizeof buf, "%s:0x%llx", space_name(addr_space(v)), (unsigned long long)addr_offset(v));
+      std::snprintf(buf, sizeof buf, "%s:0x%llx", space.c_str(), (unsigned long long)addr_offset(v));
       s += buf;
     } else if (in.opcode == Opcode::DmaCopy && in.cast && std::strstr(f.name, "_dtype") && dtype_name(v)) {
       s += dtype_name(v);
@@ -299,6 +305,16 @@ std::string disassemble(const Instr& in) {
   if (in.wait_en) s += " wait=s" + std::to_string(in.wait_sem) + ">=" + std::to_string(in.wait_value);
   if (in.signal_en)
     s += " signal=s" + std::to_string(in.signal_sem) + (in.signal_set ? "=" : "+=") + std::to_string(in.signal_value);
+  // Synchronisation fields that a disabled wait or signal leaves unshown, when they are not zero: they are
+  // still encoded, and the line must say every bit of the instruction (model::from_assembly reads it back).
+  auto hidden = [&](bool shown, const char* name, uint64_t v) {
+    if (!shown && v != 0) s += std::string(" ") + name + "=" + std::to_string(v);
+  };
+  hidden(in.wait_en, "wait_sem", in.wait_sem);
+  hidden(in.wait_en, "wait_value", in.wait_value);
+  hidden(in.signal_en, "signal_set", in.signal_set);
+  hidden(in.signal_en, "signal_sem", in.signal_sem);
+  hidden(in.signal_en, "signal_value", in.signal_value);
   return s;
 }
 

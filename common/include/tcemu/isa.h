@@ -335,7 +335,10 @@ struct Decoded {
 };
 Decoded decode(const Words& w);
 Decoded decode_bytes(std::span<const uint8_t> bytes);  // exactly kInstrBytes
-// One line of assembly: "matmul k=16 m=16 n=64 ... [wait s3>=1] [signal s4+=1]"
+// One line of assembly: "matmul k=16 m=16 n=64 ... [wait=s3>=1] [signal=s4+=1]". It shows every encoded
+// bit: fields at their defaults are left out only where the reader assumes them (dma_copy's fourth
+// dimension and cast; wait_sem/wait_value/signal_* of a disabled wait or signal, shown as name=value when
+// not zero), fp32 immediates print as %.9g (exact) or nan:0xBITS. model::from_assembly parses it back.
 std::string disassemble(const Instr& in);
 
 }  // namespace tcemu::isa
