@@ -23,10 +23,12 @@
 #include <vector>
 
 #include "inproc_transport.h"
+#include "tcemu/assembly.h"
 #include "tcemu/config.h"
 #include "tcemu/docblock.h"
 #include "tcemu/drv/driver.h"
 #include "tcemu/error.h"
+#include "tcemu/file_io.h"
 #include "tcemu/kb/gemm.h"
 #include "tcemu/kb/linear.h"
 #include "tcemu/model.h"
@@ -57,6 +59,10 @@ commands:
                                                   gelu_tanh), checked against the fp64 reference
   run    MODEL.tcm --input NAME=FILE.npy ... --output-dir DIR [--config C] [--profile TRACE.json] [--json]
                                                   run a model file; outputs are written as DIR/NAME.npy
+  dis    MODEL.tcm [-o OUT.s]                     print a model file as text assembly (stdout unless -o);
+                                                  the format: docs/model-format.md, "Text assembly"
+  asm    IN.s -o OUT.tcm                          build the model file from text assembly; of dis's output
+                                                  it gives back the same file, byte for byte
   doc    isa|registers|faults [--update FILE.md]  print (or refresh in FILE.md) a generated doc table
   profile summary TRACE.json [--json]             summarise a profile written by --profile
   demo   [--profile TRACE.json] [--json]          the main job: the embedded default model (GEMM
@@ -517,6 +523,56 @@ int cmd_demo(const Args& args) {
                   args.value("profile").value_or("tcemu_demo_trace.json"), args.flag("json"), device_options(args));
 }
 
+// ---- tcemu dis MODEL.tcm [-o OUT.s] / tcemu asm IN.s -o OUT.tcm: text assembly of model files ----------
+
+// The one input file and the -o (or --output) file of asm/dis; -o arrives among the positionals.
+std::pair<std::string, std::optional<std::string>> input_and_output(const Args& args, const std::string& cmd,
+                                                                     const std::string& input) {
+  std::optional<std::string> out = args.value("output");
+  std::vector<std::string> inputs;
+  const auto& pos = args.positional();
+  for (size_t i = 0; i < pos.size(); ++i) {
+    if (pos[i] == "-o") {
+      if (i + 1 >= pos.size()) throw UsageError(cmd + ": option -o needs a value");
+      if (out) throw UsageError(cmd + ": the output file is given twice");
+      out = pos[++i];
+    } else if (pos[i].size() > 1 && pos[i][0] == '-') {
+      throw UsageError(cmd + ": unknown option " + pos[i]);
+    } else {
+      inputs.push_back(pos[i]);
+    }
+  }
+  if (inputs.size() != 1)
+    throw UsageError(fmt::format("{}: expected exactly one {} argument, got {}", cmd, input, inputs.size()));
+  return {inputs[0], out};
+}
+
+int cmd_dis(const Args& args) {
+  const auto [path, out] = input_and_output(args, "dis", "MODEL.tcm");
+  const std::string text = model::to_assembly(model::load(path));
+  if (out) {
+    write_file(*out, std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+  } else if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0) {
+    throw Error(ErrorCode::kIo, "dis: cannot write to standard output");
+  }
+  return 0;
+}
+
+int cmd_asm(const Args& args) {
+  const auto [path, out] = input_and_output(args, "asm", "IN.s");
+  if (!out) throw UsageError("asm: missing required option -o OUT.tcm");
+  const std::vector<uint8_t> bytes = read_file(path);
+  model::Model m;
+  try {
+    m = model::from_assembly(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kInvalidArgument) throw;  // format errors start with path:line:column
+    throw Error(e.code(), path + ": " + e.what());       // model::validate's, naming the model
+  }
+  model::save(m, *out);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -535,6 +591,8 @@ int main(int argc, char** argv) {
                              {"m", "n", "k", "act", "config", "seed", "save-model", "profile", "wave", "wave-window", "tensor-engine"}));
     if (cmd == "run")
       return cmd_run(Args(argc, argv, 2, {"json"}, {"input", "output-dir", "config", "profile", "wave", "wave-window", "tensor-engine"}));
+    if (cmd == "dis") return cmd_dis(Args(argc, argv, 2, {}, {"output"}));
+    if (cmd == "asm") return cmd_asm(Args(argc, argv, 2, {}, {"output"}));
     if (cmd == "profile") return cmd_profile(Args(argc, argv, 2, {"json"}, {}));
     if (cmd == "doc") return cmd_doc(Args(argc, argv, 2, {}, {"update"}));
     if (cmd == "bench") return bench::run_bench_command(std::vector<std::string>(argv + 2, argv + argc));

@@ -242,6 +242,64 @@ TEST(Cli, MissingNpyInputNamesTheFile) {
   fs::remove_all(d);
 }
 
+// tcemu dis, then tcemu asm of its text, give back the model file byte for byte (docs/model-format.md, "Text
+// assembly"); text that does not assemble is one error line naming file:line:column.
+TEST(Cli, DisThenAsmGivesBackTheModelFileByteForByte) {
+  const fs::path d = temp_dir("asm");
+  model::Model g = kb::build_gemm(find_config("tc1-16"), 40, 24, 72);
+  model::Tensor k;  // a constant, so that the file has a data section too
+  k.name = "k", k.dtype = model::DType::kF32, k.kind = model::TensorKind::kConst, k.shape = {3, 7}, k.bytes = 84;
+  k.hbm_offset = g.hbm_window_bytes;
+  g.hbm_window_bytes += 128;
+  for (int i = 0; i < 84; ++i) k.data.push_back(uint8_t(i * 29));
+  g.tensors.push_back(k);
+  const std::string tcm = (d / "g.tcm").string(), s = (d / "g.s").string(), back = (d / "back.tcm").string();
+  model::save(g, tcm);
+  auto contents = [](const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    f.seekg(0, std::ios::end);
+    std::string c(size_t(std::max<std::streamoff>(f.tellg(), 0)), '\0');
+    f.seekg(0);
+    f.read(c.data(), std::streamsize(c.size()));
+    return c;
+  };
+
+  Result dis = tcemu("dis " + tcm + " -o " + s);
+  ASSERT_EQ(dis.status, 0) << dis.out;
+  EXPECT_EQ(dis.out, "");
+  Result as = tcemu("asm " + s + " -o " + back);
+  ASSERT_EQ(as.status, 0) << as.out;
+  EXPECT_EQ(as.out, "");
+  const std::string original = contents(tcm), text = contents(s);
+  ASSERT_GT(original.size(), 0u);
+  EXPECT_TRUE(contents(back) == original) << "asm of dis's text must give the same bytes";
+  EXPECT_NE(text.find(".tensor \"k\" f32 const shape=[3,7]"), std::string::npos) << text.substr(0, 2000);
+  Result out = tcemu("dis " + tcm);  // without -o: the same text on stdout
+  ASSERT_EQ(out.status, 0) << out.out.substr(0, 2000);
+  EXPECT_TRUE(out.out == text);
+
+  std::string edited = text;
+  edited.replace(edited.find("  matmul "), 9, "  matmull ");
+  const std::string bad = (d / "bad.s").string();
+  std::ofstream(bad) << edited;
+  Result r = tcemu("asm " + bad + " -o " + (d / "bad.tcm").string());
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("^tcemu: error: .*bad\\.s:[0-9]+:3: unknown mnemonic: .*found 'matmull'")))
+      << r.out;
+  EXPECT_EQ(lines(r.out), 1) << r.out;
+  EXPECT_FALSE(fs::exists(d / "bad.tcm"));
+  r = tcemu("asm " + tcm + " -o " + (d / "x.tcm").string());  // a model file is not text
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("g.tcm:1:1: this is a model file"), std::string::npos) << r.out;
+  for (const std::string& usage :
+       {"asm " + s, std::string("dis"), "dis " + tcm + " " + tcm, "dis " + tcm + " -o", "dis -x " + tcm}) {
+    r = tcemu(usage);
+    EXPECT_EQ(r.status, 2) << usage << ": " << r.out;
+    EXPECT_NE(r.out.find("tcemu: error: "), std::string::npos) << r.out;
+  }
+  fs::remove_all(d);
+}
+
 TEST(Cli, DemoRunsTheDefaultModelAndPrintsItsProfile) {
   fs::path d = temp_dir("demo");
   std::string trace = (d / "t.json").string();
