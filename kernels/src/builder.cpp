@@ -246,6 +246,13 @@ void Kernel::release(const Tile& t) {
   bad(fmt::format("kernel '{}': release of tile '{}', which is not allocated", name_, t.name));
 }
 
+uint64_t Kernel::sbuf_available() const {
+  uint64_t top = 0;
+  for (const Alloc& a : allocs_)
+    if (a.live && a.space == 0) top = std::max(top, a.off + a.bytes);
+  return cfg_.sbuf_partition_bytes - std::min<uint64_t>(top, cfg_.sbuf_partition_bytes);
+}
+
 Kernel::Scope::Scope(Kernel& k) : k_(k), mark_(k.allocs_.size()) {}
 Kernel::Scope::~Scope() {
   for (size_t i = mark_; i < k_.allocs_.size(); ++i) k_.allocs_[i].live = false;

@@ -22,6 +22,7 @@
 #include "tcemu/kb/gemm.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <map>
@@ -37,23 +38,42 @@ uint64_t round_up(uint64_t a, uint64_t b) { return ceil_div(a, b) * b; }
 }  // namespace
 
 void gemm(Kernel& k, const Dram& a, const Dram& b, const Dram& c, const GemmOptions& o) {
+  if (a.shape.size() != 2 || b.shape.size() != 2 || c.shape.size() != 2 ||
+      c.shape[0] != (o.a_transposed ? a.shape[1] : a.shape[0]) || c.shape[1] != b.shape[1])
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("gemm in kernel '{}': c {} does not match a x b", k.name(),
+                            fmt::format("[{}]", fmt::join(c.shape, ", "))));
+  // Evicted and stored in halves, so the first half's store overlaps the second half's copy.
+  const DmaOpts store_opts{{}, k.config().dma_queues};
+  gemm_tiles(k, a, b, o, [&](const Tile& acc, const Tile& out, uint64_t m0, uint64_t mw, uint64_t n0, uint64_t nw) {
+    const uint64_t h = nw >= 256 ? ceil_div(nw, 2) : nw;
+    for (uint64_t c0 = 0; c0 < nw; c0 += h) {
+      const uint64_t cw = std::min(h, nw - c0);
+      k.tensor_copy(out.cols(c0, cw), acc.cols(c0, cw));
+      k.dma(c.rows(m0, mw, n0 + c0, cw), out.cols(c0, cw).ap(), store_opts);
+    }
+  });
+}
+
+void gemm_tiles(Kernel& k, const Dram& a, const Dram& b, const GemmOptions& o, const Epilogue& epilogue,
+                const TileHook& before) {
   const DeviceConfig& cfg = k.config();
   auto fail = [&](const std::string& why) {
     throw Error(ErrorCode::kInvalidArgument, fmt::format("gemm in kernel '{}': {}", k.name(), why));
   };
-  if (a.shape.size() != 2 || b.shape.size() != 2 || c.shape.size() != 2) fail("a, b and c must be matrices");
+  if (a.shape.size() != 2 || b.shape.size() != 2) fail("a and b must be matrices");
   const uint64_t M = uint64_t(o.a_transposed ? a.shape[1] : a.shape[0]);
   const uint64_t K = uint64_t(o.a_transposed ? a.shape[0] : a.shape[1]);
   const uint64_t N = uint64_t(b.shape[1]);
-  if (uint64_t(b.shape[0]) != K || uint64_t(c.shape[0]) != M || uint64_t(c.shape[1]) != N)
-    fail(fmt::format("shapes {} {}, b [{}, {}], c [{}, {}] do not make c = a x b", o.a_transposed ? "aT" : "a",
+  if (uint64_t(b.shape[0]) != K)
+    fail(fmt::format("shapes {} {} and b [{}, {}] do not make a x b", o.a_transposed ? "aT" : "a",
                      o.a_transposed ? fmt::format("[{}, {}]", K, M) : fmt::format("[{}, {}]", M, K), b.shape[0],
-                     b.shape[1], c.shape[0], c.shape[1]));
+                     b.shape[1]));
   if (o.compute != isa::DType::kBf16 && o.compute != isa::DType::kF32) fail("compute dtype must be bf16 or f32");
   Kernel::Scope scope(k);
   const isa::DType cd = o.compute;
   const uint64_t e = elem_bytes(cd), R = uint64_t(cfg.rows), C = uint64_t(cfg.cols);
-  const uint64_t NB = cfg.psum_bank_bytes / 4, part = cfg.sbuf_partition_bytes;
+  const uint64_t NB = cfg.psum_bank_bytes / 4, part = k.sbuf_available();
   const uint64_t MT = std::min(M, C);
   const uint64_t kt = ceil_div(K, R), mts = ceil_div(M, MT);
   // Row-major a: blocks of B x B elements are transposed by VectorE; tiles are padded to B.
@@ -152,7 +172,6 @@ void gemm(Kernel& k, const Dram& a, const Dram& b, const Dram& c, const GemmOpti
   if (a_res && o.a_transposed)
     for (uint64_t i = 0; i < mts; ++i)
       for (uint64_t t = 0; t < kt; ++t) a_block(i, t);
-  const DmaOpts store_opts{{}, cfg.dma_queues};
   for (uint64_t j = 0; j < nts; ++j) {
     const uint64_t n0 = j * NT, nw = std::min(NT, N - n0);
     // The next panel loads while this one is used (its buffer's last readers are n-tile j-1's matmuls).
@@ -160,6 +179,7 @@ void gemm(Kernel& k, const Dram& a, const Dram& b, const Dram& c, const GemmOpti
     for (uint64_t i = 0; i < mts; ++i) {
       const uint64_t m0 = i * MT, mw = std::min(MT, M - m0);
       const Tile acc = banks.next().parts(0, uint32_t(mw)).cols(0, nw);
+      if (before) before(m0, mw, n0, nw);
       // Row-major a: this m-tile's and the next one's blocks are made now, ahead of this tile's eviction in
       // VectorE's stream (VectorE runs in order: behind the eviction they would wait for this tile's last
       // matmul).
@@ -177,15 +197,7 @@ void gemm(Kernel& k, const Dram& a, const Dram& b, const Dram& c, const GemmOpti
         }
         k.matmul(acc, a_block(i, t), bt, t > 0);
       }
-      // Evicted and stored in halves, so the first half's store overlaps the second half's copy.
-      const Tile& out = outs.next();
-      const uint64_t h = nw >= 256 ? ceil_div(nw, 2) : nw;
-      for (uint64_t c0 = 0; c0 < nw; c0 += h) {
-        const uint64_t cw = std::min(h, nw - c0);
-        const Tile o = out.parts(0, uint32_t(mw)).cols(c0, cw);
-        k.tensor_copy(o, acc.cols(c0, cw));
-        k.dma(c.rows(m0, mw, n0 + c0, cw), o.ap(), store_opts);
-      }
+      epilogue(acc, outs.next().parts(0, uint32_t(mw)).cols(0, nw), m0, mw, n0, nw);
     }
   }
 }

@@ -127,17 +127,16 @@ INSTANTIATE_TEST_SUITE_P(
       return s;
     });
 
-TEST(LinearPlan, StreamsWeightsWhenTheyDoNotFitAndNamesSizesWhenNothingFits) {
-  const DeviceConfig& cfg = find_config("tc1-8");
-  EXPECT_TRUE(kb::plan_linear(cfg, 64, 40, 64).w_resident);
-  EXPECT_FALSE(kb::plan_linear(cfg, 64, 256, 256).w_resident);
+TEST(LinearBuild, NamesTheTileThatDoesNotFitWhenTheKernelIsBuilt) {
+  const DeviceConfig& cfg = find_config("tc1-8");  // 16 KiB per SBUF partition
   try {
-    kb::build_linear(cfg, 10, 200, 4000);
-    FAIL() << "K=4000 cannot fit a 16 KiB partition";
+    kb::build_linear(cfg, 10, 100000, 8);  // 12500 bias columns of 4 bytes
+    FAIL() << "100000 features cannot fit a 16 KiB partition";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kCapacity);
-    EXPECT_NE(std::string(e.what()).find("M=10 N=200 K=4000 does not fit tc1-8"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("16384 bytes"), std::string::npos) << e.what();
+    const std::string w = e.what();
+    EXPECT_NE(w.find("SBUF tile 'bias' (8 partitions x 50000 B per partition) does not fit"), std::string::npos) << w;
+    EXPECT_NE(w.find("16384 B per partition"), std::string::npos) << w;
   }
   EXPECT_THROW(kb::build_linear(cfg, 0, 10, 10), Error);
 }
@@ -157,14 +156,15 @@ TEST(LinearProfile, EnginesOverlapAndTheTraceAgreesWithRecordsAndCounters) {
   const int te = isa::kEngineTensor + 1, se = isa::kEngineScalar + 1, ve = isa::kEngineVector + 1;
   EXPECT_EQ(st.track_names.at(se), "ScalarE");
   EXPECT_EQ(st.track_names.at(ve), "VectorE");
-  // 4 n-tiles: one activation and one residual add each (the other slices there are nops that wait).
+  // 4 feature tiles of 16, one token tile of 256: per tile an activation and a residual add for each half
+  // of the tokens (the other slices there are nops that wait).
   size_t activations = 0, adds = 0;
   for (const TraceRecord& rec : p.records) {
     activations += rec.opcode == uint16_t(isa::Opcode::Activation);
     adds += rec.opcode == uint16_t(isa::Opcode::TensorTensor);
   }
-  EXPECT_EQ(activations, 4u);
-  EXPECT_EQ(adds, 4u);
+  EXPECT_EQ(activations, 8u);
+  EXPECT_EQ(adds, 8u);
   // Overlap: ScalarE and VectorE work while TensorE runs the next tile's matmuls, and DMA moves data
   // while TensorE computes.
   std::vector<std::pair<uint64_t, uint64_t>> dma;

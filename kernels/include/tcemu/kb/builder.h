@@ -136,6 +136,7 @@ class Kernel {
     Kernel& k_;
     size_t mark_;
   };
+  uint64_t sbuf_available() const;  // bytes per partition above the highest live SBUF tile
   uint64_t sbuf_peak_bytes() const { return peak_[0]; }  // per partition
   uint64_t psum_peak_bytes() const { return peak_[1]; }
 

@@ -6,13 +6,14 @@
 // activation, and the residual and output tiles are plain row copies. Tensors: "xT" [K, M] bf16, "w"
 // [K, N] bf16, "b" [N] f32, "rT" [N, M] f32 (with a residual), output "yT" [N, M] f32.
 //
-// Engines per (m-tile, n-tile): DMA loads xT k-tiles and the residual tile; TensorE accumulates the
-// k-tiles in a PSUM bank; ScalarE applies bias + f from PSUM into SBUF; VectorE adds the residual in
-// place; a DMA queue stores the tile. Every buffer is double-buffered, so the four engines overlap.
+// It is the GEMM schedule (kb::gemm_tiles with W as the stationary aT and xT as the moving b) with its
+// own epilogue per output tile: ScalarE applies bias + f from PSUM into SBUF, VectorE adds the residual
+// in place, DMA stores the tile — in two halves, so the engines overlap within a tile too.
 #pragma once
 
 #include "tcemu/config.h"
 #include "tcemu/isa.h"
+#include "tcemu/kb/builder.h"
 #include "tcemu/model.h"
 
 namespace tcemu::kb {
@@ -22,15 +23,13 @@ struct LinearOptions {
   bool residual = true;
 };
 
-struct LinearPlan {
-  int m_tile = 0, n_tile = 0, k_tile = 0;  // tokens per PSUM bank, features per array column set, array rows
-  int m_tiles = 0, n_tiles = 0, k_tiles = 0;
-  bool w_resident = false;  // all of W held in SBUF (loaded once) vs a double-buffered panel per n-tile
-};
+// Emits the layer into `k`: xT [K, M], w [K, N], b [N], rT [N, M] (ignored without a residual), yT [N, M]
+// (any dtypes: loads convert to bf16 operands and f32 bias/residual; the store converts to yT's dtype).
+void linear(Kernel& k, const Dram& xT, const Dram& w, const Dram& b, const Dram* rT, const Dram& yT,
+            const LinearOptions& opts = {});
 
-// Throws Error(kInvalidArgument) for non-positive sizes or fewer than 4 DMA queues, Error(kCapacity)
-// naming the sizes when not even a one-token tile fits the config's SBUF.
-LinearPlan plan_linear(const DeviceConfig& cfg, int M, int N, int K);
+// Throws Error(kInvalidArgument) for non-positive sizes, Error(kCapacity) naming the tile that does not
+// fit the config's SBUF.
 model::Model build_linear(const DeviceConfig& cfg, int M, int N, int K, const LinearOptions& opts = {});
 
 }  // namespace tcemu::kb
