@@ -50,9 +50,10 @@ constexpr const char* kUsage = R"(usage: tcemu <command> [options]
 
 commands:
   info   [--config C] [--json]                    device configuration and capabilities
-  gemm   --m M --n N --k K [--config C] [--seed S] [--save-model FILE] [--profile TRACE.json] [--json]
-                                                  random bf16 GEMM on the emulator, checked bit-exactly
-                                                  against the golden model
+  gemm   --m M --n N --k K [--a-transposed] [--config C] [--seed S] [--save-model FILE]
+         [--profile TRACE.json] [--json]          random bf16 GEMM c = a x b on the emulator, checked
+                                                  bit-exactly against the golden model; --a-transposed
+                                                  binds a as aT [K, M] (Trainium's stationary layout)
   linear --m M --n N --k K [--act F] [--no-residual] [--config C] [--seed S] [--save-model FILE]
          [--profile TRACE.json] [--json]          linear layer yT = F(W^T xT + b) + rT: matmul on TensorE,
                                                   bias + F on ScalarE, residual add on VectorE (F default
@@ -318,8 +319,9 @@ emu::DeviceOptions device_options(const Args& args) {
 }
 
 int run_gemm(const DeviceConfig& cfg, int M, int N, int K, uint64_t seed, const std::optional<std::string>& save,
-             const std::optional<std::string>& profile, bool json, const emu::DeviceOptions& dev_opts = {}) {
-  model::Model m = kb::build_gemm(cfg, M, N, K);
+             const std::optional<std::string>& profile, bool json, const emu::DeviceOptions& dev_opts = {},
+             const kb::GemmOptions& gopts = {}) {
+  model::Model m = kb::build_gemm(cfg, M, N, K, gopts);
   if (save) model::save(m, *save);
   const size_t instrs = m.instruction_count();
 
@@ -327,9 +329,18 @@ int run_gemm(const DeviceConfig& cfg, int M, int N, int K, uint64_t seed, const 
   rt::TensorMap in;
   in["a"] = {{M, K}, random_bf16_values(rng, size_t(M) * K)};
   in["b"] = {{K, N}, random_bf16_values(rng, size_t(K) * N)};
+  rt::TensorMap bind = in;
+  if (gopts.a_transposed) {  // the kernel takes aT [K, M]
+    bind.erase("a");
+    auto& t = bind["aT"];
+    t.shape = {K, M};
+    t.data.resize(size_t(M) * K);
+    for (int i = 0; i < M; ++i)
+      for (int kk = 0; kk < K; ++kk) t.data[size_t(kk) * M + i] = in["a"].data[size_t(i) * K + kk];
+  }
 
   Session s(cfg, dev_opts);
-  auto [res, wall] = s.load_and_run(m, in, profile.has_value());
+  auto [res, wall] = s.load_and_run(m, bind, profile.has_value());
   std::optional<rt::Summary> summary = write_profile(res, profile);
 
   // Golden model: independent plain C++ of the documented numerics (K chunked by the array rows).
@@ -357,8 +368,10 @@ int cmd_gemm(const Args& args) {
   int N = int(args.integer("n", std::nullopt, 1, 1 << 16));
   int K = int(args.integer("k", std::nullopt, 1, 1 << 16));
   uint64_t seed = uint64_t(args.integer("seed", 1, 0, INT64_MAX));
+  kb::GemmOptions gopts;
+  gopts.a_transposed = args.flag("a-transposed");
   return run_gemm(cfg, M, N, K, seed, args.value("save-model"), args.value("profile"), args.flag("json"),
-                  device_options(args));
+                  device_options(args), gopts);
 }
 
 isa::ActFunc parse_act(const std::string& name) {
@@ -584,7 +597,7 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "info") return cmd_info(Args(argc, argv, 2, {"json"}, {"config", "tensor-engine"}));
     if (cmd == "gemm")
-      return cmd_gemm(Args(argc, argv, 2, {"json"},
+      return cmd_gemm(Args(argc, argv, 2, {"json", "a-transposed"},
                            {"m", "n", "k", "config", "seed", "save-model", "profile", "wave", "wave-window", "tensor-engine"}));
     if (cmd == "linear")
       return cmd_linear(Args(argc, argv, 2, {"json", "no-residual"},
