@@ -10,6 +10,8 @@
 // OpenBLAS and its thread pool out of every other tcemu command.
 #include "tensor_engine_bench.h"
 
+#include "kernels_bench.h"
+
 #include <cblas.h>  // prototypes only: the functions are looked up with dlsym()
 #include <cpuid.h>
 #include <dlfcn.h>
@@ -789,9 +791,11 @@ int run_bench(const Options& o) {
 
 int run_bench_command(const std::vector<std::string>& args) {
   try {
+    if (!args.empty() && args[0] == "kernels")
+      return run_kernels_bench(std::vector<std::string>(args.begin() + 1, args.end()));
     if (args.empty() || args[0] != "tensor-engine")
-      throw UsageError(args.empty() ? "bench: name a benchmark (tensor-engine)"
-                                    : "bench: unknown benchmark '" + args[0] + "' (known: tensor-engine)");
+      throw UsageError(args.empty() ? "bench: name a benchmark (tensor-engine, kernels)"
+                                    : "bench: unknown benchmark '" + args[0] + "' (known: tensor-engine, kernels)");
     Options o = parse(args);
     if (!o.min_time) o.min_time = o.quick ? 0.05 : 1.0;
     if (!o.part.empty()) return run_part(o);
