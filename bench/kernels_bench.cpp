@@ -154,7 +154,7 @@ int run(const std::vector<std::string>& args) {
                            {"utilization", r.utilization}, {"bound_by", r.bound_by},
                            {"instructions", r.instructions}, {"host_wall_s", r.wall_s},
                            {"host_wall_profiled_s", r.profiled_wall_s}});
-    fmt::print("{}\n", j.dump(2));
+    fmt::print("{}\n", j.dump());
     return 0;
   }
   fmt::print("kernels on {} ({}x{} array, {} tensor engine): emulated cycles, TensorE utilisation = MACs / "

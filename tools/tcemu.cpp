@@ -6,6 +6,7 @@
 //   tcemu run   MODEL.tcm --input NAME=FILE.npy ... --output-dir DIR [--json]
 //   tcemu demo  [--json]          the main job: the embedded default model on the default config
 //   tcemu bench tensor-engine [--quick] [--json]   host speed of the tensor engine's models (bench/)
+//   tcemu bench kernels [--quick] [--json]         the kernel library's cycles and utilisation (bench/)
 //
 // Errors print one line "tcemu: error: ..." and exit with status 1 (2 for usage errors).
 #include <fmt/format.h>
@@ -74,6 +75,10 @@ commands:
                                                   GEMM (trn1, fast engine) vs OpenBLAS sgemm on one thread,
                                                   RTL cycles/s bare vs inside SystemC, device cycles/s of the
                                                   linear layer (docs/bench.md)
+  bench  kernels [--quick] [--config C] [--only KERNEL ...] [--json]
+                                                  the kernel library on the emulated device: a row per
+                                                  kernel and shape with cycles, MACs, TensorE utilisation,
+                                                  the bounding engine and host time (docs/bench.md)
 
 info, gemm, linear, run and demo take --tensor-engine rtl|fast|lockstep: the verilated RTL, the fast C++
 model (bit- and cycle-exact with it), or both with every port compared each cycle (the first difference

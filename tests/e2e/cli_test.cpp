@@ -1,6 +1,8 @@
 // The tcemu command line as a user runs it: exit codes, one-line errors, JSON fields, files.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -358,6 +360,39 @@ TEST(Cli, BenchTensorEngineQuickJsonHasEveryFigure) {
   Result bad = tcemu("bench tensor-engine --size 3");
   EXPECT_EQ(bad.status, 2) << bad.out;
   EXPECT_NE(bad.out.find("--size"), std::string::npos) << bad.out;
+}
+
+// The kernel benchmark's quick mode: a row per kernel with every field; the emulated figures are
+// deterministic device cycles (not host time), so the acceptance levels of the schedules are asserted:
+// GEMM 1024^3 bf16 (aT layout) >= 90% of TensorE peak on trn1, linear + bias + gelu >= 85%.
+TEST(Cli, BenchKernelsQuickJsonHasARowPerKernelAndTheUtilisationLevels) {
+  Result r = tcemu("bench kernels --quick --json");
+  ASSERT_EQ(r.status, 0) << r.out;
+  ASSERT_EQ(lines(r.out), 1) << "JSON output must be one object and nothing else: " << r.out;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j.value("config", ""), "trn1");
+  std::set<std::string> kernels;
+  double gemm = -1, linear = -1;
+  for (const auto& row : j.at("rows")) {
+    for (const char* key : {"cycles", "host_wall_s", "instructions"}) {
+      ASSERT_TRUE(row.contains(key) && row[key].is_number()) << key << " in " << row.dump();
+      EXPECT_GT(row[key].get<double>(), 0) << key << " in " << row.dump();
+    }
+    for (const char* key : {"macs", "utilization"}) ASSERT_TRUE(row.contains(key) && row[key].is_number()) << row.dump();
+    EXPECT_FALSE(row.value("bound_by", "").empty()) << row.dump();
+    const std::string k = row.value("kernel", "");
+    kernels.insert(k);
+    const auto& p = row.at("params");
+    const bool cube = p.value("m", 0) == 1024 && p.value("n", 0) == 1024 && p.value("k", 0) == 1024;
+    if (k == "gemm" && cube && p.value("a_layout", "") == "aT[K,M]" && p.value("dtype", "") == "bf16")
+      gemm = row["utilization"].get<double>();
+    if (k == "linear" && cube && p.value("act", "") == "gelu_tanh") linear = row["utilization"].get<double>();
+  }
+  EXPECT_GE(gemm, 0.90) << r.out;
+  EXPECT_GE(linear, 0.85) << r.out;
+  for (const char* k : {"gemm", "linear", "softmax"}) EXPECT_TRUE(kernels.count(k)) << k << " missing: " << r.out;
+  Result bad = tcemu("bench kernels --only nothing");
+  EXPECT_EQ(bad.status, 2) << bad.out;
 }
 
 }  // namespace
