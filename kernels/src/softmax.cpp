@@ -58,6 +58,12 @@ DmaOpts spread(const std::vector<int>& queues, uint64_t bytes) {
   return DmaOpts{queues, int(std::clamp<uint64_t>(bytes / 2048, 1, queues.size()))};
 }
 
+ActOpts act(Scalar scale, std::optional<Tile> bias = std::nullopt, std::optional<Tile> acc = std::nullopt) {
+  ActOpts a;
+  a.scale = scale, a.bias = bias, a.acc = acc;
+  return a;
+}
+
 uint64_t round64(uint64_t b) { return (b + 63) / 64 * 64; }
 
 // The most buffers, up to `want`, of `bytes` per partition that fit next to the live tiles (probed with one
@@ -116,8 +122,8 @@ void softmax(Kernel& k, const Dram& x, const Dram& y, const SoftmaxOptions& o) {
     const Tile xt = x_tile(i), yt = y_tile(i), s = st(i);
     k.dma(xt.ap(), x.rows(i * P, rows(i), 0, C), spread(stored ? q.load : q.all, xt.ap().bytes()));
     k.tensor_reduce(s.col(0), xt, isa::AluOp::kMax);
-    k.activation(s.col(1), s.col(0), isa::ActFunc::kIdentity, {.scale = -1.0f});
-    k.activation(yt, xt, isa::ActFunc::kExp, {.bias = s.col(1), .acc = s.col(2)});
+    k.activation(s.col(1), s.col(0), isa::ActFunc::kIdentity, act(-1.0f));
+    k.activation(yt, xt, isa::ActFunc::kExp, act(1.0f, s.col(1), s.col(2)));
   };
   // Stage B: normalise, store.
   auto stage_b = [&](uint64_t i) {
