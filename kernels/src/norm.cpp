@@ -1,0 +1,212 @@
+// Layernorm and RMSNorm (tcemu/kb/norm.h). Once per kernel: gamma (and beta) -> SBUF [P, D] f32, every
+// partition a copy (one DMA, source partition stride 0); eps -> a column (memset). Per row tile of
+// P = sbuf_partitions rows, D elements per partition (the last tile may have fewer rows):
+//
+//   layernorm                                                   rmsnorm
+//   ScalarE  junk = identity(x), acc s = sum x                  ScalarE  junk = square(x), acc ss = sum x^2
+//   ScalarE  nm   = s * (-1/D)                    (column)      ScalarE  rstd = rsqrt(ss * (1/D) + eps)
+//   ScalarE  junk = square(x + nm), acc ss                      ScalarE  y = identity(x * rstd)
+//   ScalarE  rstd = rsqrt(ss * (1/D) + eps)        (column)      VectorE  y = y * gamma
+//   ScalarE  nmr  = identity(nm * rstd)            (column)
+//   ScalarE  y    = identity(x * rstd + nmr)      = (x - mean) * rstd
+//   VectorE  y    = y * gamma;  y = y + beta
+//
+// The variance is two-pass (the squares of the centred values, as the reference defines it), not
+// E[x^2] - mean^2, which cancels when |mean| >> std. The sum passes write nothing useful: their output is
+// a one-element column with stride 0 (every element lands on it), so they need no tile. Columns are
+// per-partition scalars: ScalarE's scale and bias operands, so one activation normalises a whole row tile.
+//
+// Engines per tile (docs/isa.md timing, N = D): layernorm ScalarE 3 (60 + N) + 3 x 124, VectorE 2 (60 + 2N);
+// rmsnorm ScalarE 2 (60 + N) + 124, VectorE 60 + 2N; DMA P N (bytes(x) + 4) bytes at 290 B/cycle on trn1
+// (3.5 N cycles for f32 x). So RMSNorm is HBM-bound and layernorm about balanced between VectorE (4 N) and
+// HBM (3.5 N for f32 x, 2.6 N for bf16): each tensor_tensor with gamma or beta reads two tensors at one
+// element per cycle each, and no other engine can multiply by a vector along the free dimension.
+//
+// Streaming as in softmax.cpp: row tiles rotate through up to four buffers (an f32 x is normalised in
+// place; a bf16 x is loaded as stored and ScalarE writes a separate f32 tile), loads and stores use
+// separate DMA queue sets (so a load never waits behind a store that waits for the compute), and the loads
+// before the first store and the stores after the last load use every queue.
+#include "tcemu/kb/norm.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+
+#include "tcemu/error.h"
+
+namespace tcemu::kb {
+
+namespace {
+
+// DMA queues for a stream of tiles: loads on the first queues, stores on the others, in proportion to their
+// bytes (at least one each); `all` for copies that no copy of the other kind waits behind.
+struct Queues {
+  std::vector<int> load, store, all;
+};
+Queues split_queues(const DeviceConfig& cfg, uint64_t load_bytes, uint64_t store_bytes) {
+  Queues q;
+  const int n = cfg.dma_queues;
+  if (n < 2) {
+    q.load = q.store = q.all = {0};
+    return q;
+  }
+  const int nl = std::clamp(int(std::lround(double(n) * double(load_bytes) / double(load_bytes + store_bytes))), 1, n - 1);
+  for (int i = 0; i < n; ++i) (i < nl ? q.load : q.store).push_back(i), q.all.push_back(i);
+  return q;
+}
+
+// A copy of `bytes` split over `queues` in pieces of at least 2 KiB.
+DmaOpts spread(const std::vector<int>& queues, uint64_t bytes) {
+  return DmaOpts{queues, int(std::clamp<uint64_t>(bytes / 2048, 1, queues.size()))};
+}
+
+ActOpts act(Scalar scale, std::optional<Tile> bias = std::nullopt, std::optional<Tile> acc = std::nullopt) {
+  ActOpts a;
+  a.scale = scale, a.bias = bias, a.acc = acc;
+  return a;
+}
+
+uint64_t round64(uint64_t b) { return (b + 63) / 64 * 64; }
+
+// The most buffers, up to `want`, of `bytes` per partition that fit next to the live tiles (probed with one
+// allocation, released at once); at least 1, whose real allocation then reports what does not fit.
+int fit_buffers(Kernel& k, int want, uint32_t np, uint64_t bytes) {
+  for (int b = want; b > 1; --b) {
+    try {
+      const Tile t = k.sbuf("norm.probe", isa::DType::kBf16, np, ceil_div(uint64_t(b) * bytes, 2));
+      k.release(t);
+      return b;
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kCapacity) throw;
+    }
+  }
+  return 1;
+}
+
+void norm_rows(Kernel& k, const char* what, const Dram& x, const Dram& gamma, const Dram* beta, const Dram& y,
+               const NormOptions& o) {
+  const DeviceConfig& cfg = k.config();
+  auto fail = [&](const std::string& why) {
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("{} in kernel '{}': {}", what, k.name(), why));
+  };
+  if (x.shape.empty() || x.elems() == 0) fail(fmt::format("x '{}' is empty", x.name));
+  const uint64_t D = x.cols(), R = x.elems() / D;
+  if (y.elems() != x.elems() || y.cols() != D)
+    fail(fmt::format("y '{}' ({} elements, rows of {}) does not have the shape of x '{}' ({} rows of {})", y.name,
+                     y.elems(), y.cols(), x.name, R, D));
+  if (gamma.elems() != D) fail(fmt::format("gamma '{}' has {} elements, D = {}", gamma.name, gamma.elems(), D));
+  if (beta && beta->elems() != D) fail(fmt::format("beta '{}' has {} elements, D = {}", beta->name, beta->elems(), D));
+  auto float_dtype = [](const Dram& t) { return t.dtype == isa::DType::kF32 || t.dtype == isa::DType::kBf16; };
+  if (!float_dtype(x) || !float_dtype(y) || !float_dtype(gamma) || (beta && !float_dtype(*beta)))
+    fail("x, gamma, beta and y must be f32 or bf16");
+  if (!(o.eps >= 0) || !std::isfinite(o.eps)) fail(fmt::format("eps = {} must be finite and >= 0", o.eps));
+  if (o.bufs < 0 || o.bufs > 8) fail(fmt::format("bufs = {} (0 .. 8)", o.bufs));
+
+  Kernel::Scope scope(k);
+  const std::string nm = what;
+  const uint64_t P = uint64_t(cfg.sbuf_partitions);
+  const uint32_t np = uint32_t(std::min(R, P));
+  const Queues q = split_queues(cfg, D * elem_bytes(x.dtype), D * elem_bytes(y.dtype));
+
+  // Once: gamma, beta on every partition (loaded after the first x tiles: see below); the eps column; the
+  // junk column of the sum passes.
+  const Tile g = k.sbuf(nm + ".gamma", isa::DType::kF32, np, D);
+  std::optional<Tile> b;
+  if (beta) b = k.sbuf(nm + ".beta", isa::DType::kF32, np, D);
+  const Tile consts = k.sbuf(nm + ".consts", isa::DType::kF32, np, 2);  // eps, junk
+  const Tile eps = consts.col(0), junk = consts.col(1).bcast(uint32_t(D));
+  k.memset(eps, o.eps);
+
+  const bool in_place = x.dtype == isa::DType::kF32;
+  const uint64_t per_buf = round64(D * elem_bytes(x.dtype)) + (in_place ? 0 : round64(D * 4)) + 64;
+  const int bufs = o.bufs ? o.bufs : fit_buffers(k, 4, np, per_buf);
+  Ring xs(k, nm + ".x", isa::Space::kSbuf, x.dtype, np, D, bufs);
+  std::optional<Ring> ys;
+  if (!in_place) ys.emplace(k, nm + ".y", isa::Space::kSbuf, isa::DType::kF32, np, D, bufs);
+  Ring stats(k, nm + ".stats", isa::Space::kSbuf, isa::DType::kF32, np, 5, bufs);
+
+  const uint64_t tiles = ceil_div(R, P);
+  auto rows = [&](uint64_t i) { return uint32_t(std::min(P, R - i * P)); };
+  auto x_tile = [&](uint64_t i) { return xs[i].parts(0, rows(i)); };
+  auto y_tile = [&](uint64_t i) { return in_place ? x_tile(i) : (*ys)[i].parts(0, rows(i)); };
+  const float inv_d = float(1.0 / double(D));
+  const uint64_t lag = bufs > 1 ? 1 : 0;  // stage B of tile i after stage A of tile i+1 (another buffer)
+  bool stored = false;                    // from the first store on, loads keep off the store queues
+  // Stage A: load and the ScalarE chain.
+  auto stage_a = [&](uint64_t i) {
+    const uint32_t n = rows(i);
+    const Tile xt = x_tile(i), yt = y_tile(i), s = stats[i].parts(0, n), j = junk.parts(0, n);
+    k.dma(xt.ap(), x.rows(i * P, n, 0, D), spread(stored ? q.load : q.all, xt.ap().bytes()));
+    const Tile rstd = s.col(3);
+    if (beta) {
+      const Tile sum = s.col(0), nmean = s.col(1), ss = s.col(2), nmr = s.col(4);
+      k.activation(j, xt, isa::ActFunc::kIdentity, act(1.0f, std::nullopt, sum));
+      k.activation(nmean, sum, isa::ActFunc::kIdentity, act(-inv_d));
+      k.activation(j, xt, isa::ActFunc::kSquare, act(1.0f, nmean, ss));
+      k.activation(rstd, ss, isa::ActFunc::kRsqrt, act(inv_d, eps.parts(0, n)));
+      k.activation(nmr, nmean, isa::ActFunc::kIdentity, act(rstd));
+      k.activation(yt, xt, isa::ActFunc::kIdentity, act(rstd, nmr));
+    } else {
+      const Tile ss = s.col(2);
+      k.activation(j, xt, isa::ActFunc::kSquare, act(1.0f, std::nullopt, ss));
+      k.activation(rstd, ss, isa::ActFunc::kRsqrt, act(inv_d, eps.parts(0, n)));
+      k.activation(yt, xt, isa::ActFunc::kIdentity, act(rstd));
+    }
+  };
+  // Stage B: gamma (and beta) on VectorE, store.
+  auto stage_b = [&](uint64_t i) {
+    const uint32_t n = rows(i);
+    const Tile yt = y_tile(i);
+    k.tensor_tensor(yt, yt, g.parts(0, n), isa::AluOp::kMul);
+    if (beta) k.tensor_tensor(yt, yt, b->parts(0, n), isa::AluOp::kAdd);
+    stored = true;
+    k.dma(y.rows(i * P, n, 0, D), yt.ap(), spread(i + lag + 1 >= tiles ? q.all : q.store, yt.ap().bytes()));
+  };
+  // gamma and beta each read P * D elements of HBM, as much as a row tile; VectorE needs gamma only after
+  // the first tile's ScalarE chain and beta after that, so they go after the first and second x loads.
+  for (uint64_t i = 0; i < tiles + lag; ++i) {
+    if (i < tiles) {
+      stage_a(i);
+      if (i == 0) k.dma(g.ap(), gamma.ap(0, D, {{np, 0}}), spread(q.all, g.ap().bytes()));
+      if (b && i == std::min(lag, tiles - 1)) k.dma(b->ap(), beta->ap(0, D, {{np, 0}}), spread(q.all, b->ap().bytes()));
+    }
+    if (i >= lag) stage_b(i - lag);
+  }
+}
+
+model::Model build_norm(const DeviceConfig& cfg, const char* what, int64_t R, int64_t D, model::DType x_dtype,
+                        bool layer, const NormOptions& o) {
+  if (R < 1 || D < 1)
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("{}: sizes must be positive, got R={} D={}", what, R, D));
+  Kernel k(cfg, fmt::format("{}_{}x{}", what, R, D));
+  const Dram x = k.input("x", x_dtype, {R, D});
+  const Dram gamma = k.input("gamma", model::DType::kF32, {D});
+  std::optional<Dram> beta;
+  if (layer) beta = k.input("beta", model::DType::kF32, {D});
+  const Dram y = k.output("y", model::DType::kF32, {R, D});
+  norm_rows(k, what, x, gamma, beta ? &*beta : nullptr, y, o);
+  return k.finish();
+}
+
+}  // namespace
+
+void layernorm(Kernel& k, const Dram& x, const Dram& gamma, const Dram& beta, const Dram& y, const NormOptions& o) {
+  norm_rows(k, "layernorm", x, gamma, &beta, y, o);
+}
+
+void rmsnorm(Kernel& k, const Dram& x, const Dram& gamma, const Dram& y, const NormOptions& o) {
+  norm_rows(k, "rmsnorm", x, gamma, nullptr, y, o);
+}
+
+model::Model build_layernorm(const DeviceConfig& cfg, int64_t R, int64_t D, model::DType x_dtype,
+                             const NormOptions& o) {
+  return build_norm(cfg, "layernorm", R, D, x_dtype, true, o);
+}
+
+model::Model build_rmsnorm(const DeviceConfig& cfg, int64_t R, int64_t D, model::DType x_dtype, const NormOptions& o) {
+  return build_norm(cfg, "rmsnorm", R, D, x_dtype, false, o);
+}
+
+}  // namespace tcemu::kb
