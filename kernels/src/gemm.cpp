@@ -80,27 +80,39 @@ void gemm_tiles(Kernel& k, const Dram& a, const Dram& b, const GemmOptions& o, c
   const uint64_t B = std::min<uint64_t>(32, uint64_t(cfg.sbuf_partitions));
   const uint64_t Mp = o.a_transposed ? M : round_up(M, B);
 
-  // Sizes per partition (64-byte aligned allocations). aT: resident [R, kt * Mp] when it fits a third of
-  // a partition, else a ring of 4 blocks. b: a double-buffered panel [R, kt * NT] per n-tile when it fits
-  // a third, else a ring of 4 k-tiles. Row-major a: rings of 8 staged and transposed blocks. Out: a ring
-  // of 6 (else 2) evicted tiles. NT is the widest n-tile (up to a PSUM bank) for which all of it fits; when
-  // nothing fits, the allocator's error names the first tile that does not.
+  // The plan: the n-tile width NT, whether all of aT stays resident (else a ring of 4 blocks reloaded per
+  // use, i.e. once per n-tile), whether b comes as a double-buffered panel of all k-tiles per n-tile
+  // (reused by every m-tile; else a ring of 4 k-tiles reloaded per m-tile), and 6 or 2 out tiles. Of the
+  // plans whose tiles fit what is left of a partition (64-byte aligned allocations; row-major a adds two
+  // rings of 8 blocks), the one with the least HBM traffic wins, then the widest NT. When nothing fits,
+  // the narrowest plan is tried anyway and the allocator's error names the first tile that does not.
   auto al = [](uint64_t b) { return round_up(b, 64); };
-  const bool a_res = al(kt * Mp * e) <= part / 3;
-  const uint64_t a_bytes = a_res ? al(kt * Mp * e) : 4 * al(round_up(MT, B) * e);
   const uint64_t s_bytes = o.a_transposed ? 0 : 16 * al(round_up(std::min(K, R), B) * e);
-  auto b_bytes = [&](uint64_t nt) { return 2 * al(kt * nt * e) <= part / 3 ? 2 * al(kt * nt * e) : 4 * al(nt * e); };
-  uint64_t NT = std::min(N, NB), outs_n = 6;
-  while (NT > 1 && a_bytes + s_bytes + b_bytes(NT) + outs_n * al(NT * 4) > part) {
-    if (outs_n == 6) outs_n = 2;
-    else NT = ceil_div(NT, 2), outs_n = 6;
+  struct Plan {
+    uint64_t nt = 1, outs = 2;
+    bool a_res = false, b_panel = false;
+    uint64_t traffic = ~uint64_t(0);
+  } plan;
+  for (uint64_t nt = std::min(N, NB);; nt = ceil_div(nt, 2)) {
+    const uint64_t nts = ceil_div(N, nt);
+    for (bool ar : {true, false})
+      for (bool bp : {true, false})
+        for (uint64_t od : {6, 2}) {
+          const uint64_t bytes = (ar ? al(kt * Mp * e) : 4 * al(round_up(MT, B) * e)) +
+                                 (bp ? 2 * al(kt * nt * e) : 4 * al(nt * e)) + od * al(nt * 4) + s_bytes;
+          if (bytes > part) continue;
+          const uint64_t traffic = M * K * e * (ar ? 1 : nts) + K * N * e * (bp ? 1 : mts);
+          if (traffic < plan.traffic || (traffic == plan.traffic && od > plan.outs && nt == plan.nt))
+            plan = {nt, od, ar, bp, traffic};
+        }
+    if (nt == 1) break;
   }
-  const uint64_t nts = ceil_div(N, NT);
+  const bool a_res = plan.a_res, b_panel = plan.b_panel;
+  const uint64_t NT = plan.nt, outs_n = plan.outs, nts = ceil_div(N, NT);
   std::optional<Tile> a_all;
   std::optional<Ring> a_ring;
   if (a_res) a_all = k.sbuf("aT", cd, uint32_t(R), kt * Mp);
   else a_ring.emplace(k, "aT_block", isa::Space::kSbuf, cd, uint32_t(R), round_up(MT, B), 4);
-  const bool b_panel = 2 * al(kt * NT * e) <= part / 3;
   std::optional<Ring> b_ring;
   if (b_panel) b_ring.emplace(k, "b_panel", isa::Space::kSbuf, cd, uint32_t(R), kt * NT, 2);
   else b_ring.emplace(k, "b_block", isa::Space::kSbuf, cd, uint32_t(R), NT, 4);
