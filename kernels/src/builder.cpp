@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
 #include <limits>
 
 #include "tcemu/error.h"
+#include "tcemu/numerics.h"
 
 namespace tcemu::kb {
 
@@ -164,6 +166,24 @@ Dram Kernel::tensor(const std::string& name, model::DType dtype, model::TensorKi
   const uint64_t a = prog_.add_tensor(name, dtype, kind, shape);
   return Dram{name, isa_dtype(dtype), std::move(shape), a};
 }
+Dram Kernel::constant(const std::string& name, model::DType dtype, std::vector<int64_t> shape,
+                      const std::vector<float>& values) {
+  Dram d = tensor(name, dtype, model::TensorKind::kConst, std::move(shape));
+  if (values.size() != d.elems())
+    bad(fmt::format("constant '{}' {}: {} values for {} elements", name, shape_str(d.shape), values.size(), d.elems()));
+  std::vector<uint8_t> bytes(values.size() * elem_bytes(d.dtype));
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (d.dtype == isa::DType::kBf16) {
+      const uint16_t b = num::f32_to_bf16(values[i]);
+      std::memcpy(&bytes[2 * i], &b, 2);
+    } else {
+      std::memcpy(&bytes[4 * i], &values[i], 4);
+    }
+  }
+  prog_.set_constant(name, std::move(bytes));
+  return d;
+}
+
 Dram Kernel::input(const std::string& n, model::DType d, std::vector<int64_t> s) {
   return tensor(n, d, model::TensorKind::kInput, std::move(s));
 }

@@ -30,6 +30,19 @@ uint64_t Program::add_tensor(const std::string& name, model::DType dtype, model:
   return isa::make_addr(isa::Space::kHbm, model_.tensors.back().hbm_offset);
 }
 
+void Program::set_constant(const std::string& name, std::vector<uint8_t> bytes) {
+  for (auto& t : model_.tensors)
+    if (t.name == name) {
+      if (bytes.size() != t.bytes)
+        throw Error(ErrorCode::kInvalidArgument, "constant '" + name + "': " + std::to_string(bytes.size()) +
+                                                     " bytes of data for a tensor of " + std::to_string(t.bytes));
+      t.kind = model::TensorKind::kConst;
+      t.data = std::move(bytes);
+      return;
+    }
+  throw Error(ErrorCode::kInvalidArgument, "constant '" + name + "': no such tensor");
+}
+
 Ref Program::emit(int engine, isa::Instr in, const std::vector<Ref>& deps) {
   if (engine < 0 || engine >= isa::kMaxEngines)
     throw Error(ErrorCode::kInvalidArgument, "emit: engine " + std::to_string(engine) + " out of range");

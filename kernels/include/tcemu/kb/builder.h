@@ -117,6 +117,10 @@ class Kernel {
   Dram output(const std::string& name, model::DType dtype, std::vector<int64_t> shape);
   Dram scratch(const std::string& name, model::DType dtype, std::vector<int64_t> shape);
   Dram tensor(const std::string& name, model::DType dtype, model::TensorKind kind, std::vector<int64_t> shape);
+  // A constant embedded in the model file (written when the model is loaded): `values` row-major, rounded
+  // to bf16 (nearest even) for a bf16 tensor.
+  Dram constant(const std::string& name, model::DType dtype, std::vector<int64_t> shape,
+                const std::vector<float>& values);
 
   // ---- on-chip tiles ----
   // A dense tile of np partitions x n elements. Throws Error(kCapacity) naming the tile, its size and

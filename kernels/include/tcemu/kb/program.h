@@ -36,6 +36,10 @@ class Program {
   uint64_t add_tensor(const std::string& name, model::DType dtype, model::TensorKind kind,
                       std::vector<int64_t> shape);
 
+  // Sets the data of tensor `name` (made a constant: written when the model is loaded). `bytes` must be
+  // the tensor's size, in device layout.
+  void set_constant(const std::string& name, std::vector<uint8_t> bytes);
+
   // Appends `in` to `engine`'s stream after the given dependencies; returns its completion.
   Ref emit(int engine, isa::Instr in, const std::vector<Ref>& deps = {});
 
