@@ -40,14 +40,17 @@ std::vector<float> unary_input(std::mt19937& rng, ActFunc f, size_t n, DType t) 
   return t == DType::kBf16 ? testing_rig::bf16_round(x) : x;
 }
 
-ref::Compare check_unary(ActFunc f, int64_t R, int64_t C, const std::vector<float>& x, const std::vector<float>& y) {
+// out_u: the unit roundoff of a final rounding of y (2^-8 for a bf16 y).
+ref::Compare check_unary(ActFunc f, int64_t R, int64_t C, const std::vector<float>& x, const std::vector<float>& y,
+                         double out_u = 0) {
   const auto want = ref::elementwise(f, x);
   const ref::Tolerance tol = ref::activation_tolerance(f);
   const int64_t shape[] = {R, C};
   // Bit-exact functions: the fp64 value rounded once to fp32 (for reciprocal, 1/x rounded to fp64 and then to
   // fp32 is the correctly rounded 1/x: 53 >= 2 * 24 + 2), so allow exactly the distance to it.
   return ref::compare("y", shape, y, want, [&](size_t, double w) {
-    return tol.ulps ? tol.allowed(w) : std::fabs(double(float(w)) - w);
+    const double a = tol.ulps ? tol.allowed(w) : std::fabs(double(float(w)) - w);
+    return a + out_u * (std::fabs(w) + a);
   });
 }
 
@@ -232,6 +235,24 @@ TEST(ElementwiseBinaryOps, EveryOperationMatchesTheReference) {
     const ref::Compare ok = check_binary(c.op, c.R, c.C, r.a, r.b, r.result.outputs.at("y").data);
     EXPECT_EQ(ok.mismatches, 0u) << c << ": " << ok.first_bad;
   }
+}
+
+// Composed into a kernel with a bf16 y: the store rounds the f32 result once more, to 8 significant bits.
+TEST(ElementwiseComposed, Bf16OutputRoundsOnce) {
+  const DeviceConfig& cfg = find_config("trn1");
+  kb::Kernel k(cfg, "silu_bf16_out");
+  const auto x = k.input("x", DType::kF32, {300, 200});
+  const auto y = k.output("y", DType::kBf16, {300, 200});
+  kb::elementwise_unary(k, x, y, {ActFunc::kSilu});
+  testing_rig::Device dev(cfg);
+  std::mt19937 rng(5);
+  const auto xv = unary_input(rng, ActFunc::kSilu, 300 * 200, DType::kF32);
+  rt::TensorMap in;
+  in["x"] = {{300, 200}, xv};
+  const auto out = dev.run(k.finish(), in).outputs.at("y").data;
+  const ref::Compare ok = check_unary(ActFunc::kSilu, 300, 200, xv, out, 0x1p-8);
+  EXPECT_EQ(ok.mismatches, 0u) << ok.first_bad;
+  EXPECT_GT(ok.worst, 0.1);  // the bf16 rounding is there
 }
 
 TEST(ElementwiseBuild, NoRoomNextToLiveTilesFailsNamingTheTileAndArgumentsAreChecked) {

@@ -89,8 +89,8 @@ NormRun run(const Case& c, bool profile = false) {
   return r;
 }
 
-// The bounds above, per element.
-ref::Compare check(const Case& c, const NormRun& r, const std::vector<float>& y) {
+// The bounds above, per element; out_u: the unit roundoff of a final rounding of y (2^-8 for a bf16 y).
+ref::Compare check(const Case& c, const NormRun& r, const std::vector<float>& y, double out_u = 0) {
   const size_t R = size_t(c.R), D = size_t(c.D);
   const double eps = kEps;  // the float the device adds
   const auto want = c.layer ? ref::layernorm_rows(c.R, c.D, r.x, r.gamma, r.beta, eps)
@@ -121,6 +121,7 @@ ref::Compare check(const Case& c, const NormRun& r, const std::vector<float>& y)
         a = g * err_xh + kU * xh * g + kU * w;
       }
       allowed[at] = a * (1 + 1e-3) + 0x1p-125;
+      allowed[at] += out_u * (w + allowed[at]);
     }
   }
   const int64_t shape[] = {c.R, c.D};
@@ -163,6 +164,33 @@ INSTANTIATE_TEST_SUITE_P(
       std::replace(s.begin(), s.end(), '-', '_');
       return s;
     });
+
+// A bf16 y (as a transformer block stores activations that feed matmuls): the store rounds the f32 result
+// once more, to 8 significant bits, so the bound grows by 2^-8 (|want| + bound).
+TEST(NormComposed, Bf16OutputRoundsOnce) {
+  const Case c{"trn1", true, 70, 192, model::DType::kF32, 1};
+  const DeviceConfig& cfg = find_config(c.config);
+  kb::Kernel k(cfg, "layernorm_bf16_out");
+  const auto x = k.input("x", model::DType::kF32, {c.R, c.D});
+  const auto g = k.input("gamma", model::DType::kF32, {c.D});
+  const auto b = k.input("beta", model::DType::kF32, {c.D});
+  const auto y = k.output("y", model::DType::kBf16, {c.R, c.D});
+  kb::layernorm(k, x, g, b, y, {kEps});
+  testing_rig::Device dev(cfg);
+  std::mt19937 rng(5);
+  NormRun r;
+  r.x = testing_rig::uniform(rng, size_t(c.R * c.D), -1, 3);
+  r.gamma = testing_rig::uniform(rng, size_t(c.D), 0.5f, 1.5f);
+  r.beta = testing_rig::uniform(rng, size_t(c.D), -0.5f, 0.5f);
+  rt::TensorMap in;
+  in["x"] = {{c.R, c.D}, r.x};
+  in["gamma"] = {{c.D}, r.gamma};
+  in["beta"] = {{c.D}, r.beta};
+  const auto out = dev.run(k.finish(), in).outputs.at("y").data;
+  const ref::Compare ok = check(c, r, out, 0x1p-8);
+  EXPECT_EQ(ok.mismatches, 0u) << ok.first_bad;
+  EXPECT_GT(ok.worst, 0.1);  // the bf16 rounding is there (f32 results use a few % of the f32 bound)
+}
 
 TEST(NormBuild, ARowTooLongForSbufFailsNamingTheTile) {
   // D = 20000 f32: gamma and beta take 160,000 B of a 192 KiB partition, x needs 80,000 more.

@@ -67,8 +67,8 @@ SoftmaxRun run(const Case& c, bool profile = false) {
   return r;
 }
 
-// The bound above, per element.
-ref::Compare check(const Case& c, const std::vector<float>& x, const std::vector<float>& y) {
+// The bound above, per element; out_u: the unit roundoff of a final rounding of y (2^-8 for a bf16 y).
+ref::Compare check(const Case& c, const std::vector<float>& x, const std::vector<float>& y, double out_u = 0) {
   const auto want = ref::softmax_rows(c.R, c.C, x);
   const size_t C = size_t(c.C);
   std::vector<double> allowed(want.size());
@@ -82,6 +82,7 @@ ref::Compare check(const Case& c, const std::vector<float>& x, const std::vector
       const double first = kU * (m - row[i]) + 8 * kU + eps_max + gamma + double(C) * 0x1p-126 + kU;
       EXPECT_LT(first, 1e-3) << "the second-order factor does not cover this row";
       allowed[r * C + i] = want[r * C + i] * first * (1 + 1e-3) + 0x1p-125;
+      allowed[r * C + i] += out_u * (want[r * C + i] + allowed[r * C + i]);
     }
   }
   const int64_t shape[] = {c.R, c.C};
@@ -121,6 +122,26 @@ INSTANTIATE_TEST_SUITE_P(
       std::replace(s.begin(), s.end(), '-', '_');
       return s;
     });
+
+// Composed into a kernel with a bf16 y (attention probabilities feeding a matmul): the store rounds the f32
+// result once more, to 8 significant bits, so the bound grows by 2^-8 (|want| + bound).
+TEST(SoftmaxComposed, Bf16OutputRoundsOnce) {
+  const Case c{"trn1", 300, 200};
+  const DeviceConfig& cfg = find_config(c.config);
+  kb::Kernel k(cfg, "softmax_bf16_out");
+  const auto x = k.input("x", model::DType::kF32, {c.R, c.C});
+  const auto y = k.output("y", model::DType::kBf16, {c.R, c.C});
+  kb::softmax(k, x, y);
+  testing_rig::Device dev(cfg);
+  std::mt19937 rng(5);
+  const auto xv = testing_rig::uniform(rng, size_t(c.R * c.C), -4, 4);
+  rt::TensorMap in;
+  in["x"] = {{c.R, c.C}, xv};
+  const auto out = dev.run(k.finish(), in).outputs.at("y").data;
+  const ref::Compare ok = check(c, xv, out, 0x1p-8);
+  EXPECT_EQ(ok.mismatches, 0u) << ok.first_bad;
+  EXPECT_GT(ok.worst, 0.1);  // the bf16 rounding is there (f32 results use a few % of the f32 bound)
+}
 
 TEST(SoftmaxBuild, ARowTooLongForSbufFailsNamingTheTile) {
   try {
