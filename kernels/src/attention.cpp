@@ -209,21 +209,30 @@ class Attention {
 
   // ---- stages ----
   void load_head(uint64_t h) {
-    // Pieces of >= 8 KiB over up to 8 queues each: the first head's loads are the kernel's startup latency.
-    auto pieces = [](const Ap& a) { return DmaOpts{{}, int(std::clamp<uint64_t>(a.bytes() / 8192, 1, 8))}; };
+    // kT first, then qT a query tile at a time, then v, in pieces of >= 8 KiB spread over the queues: the
+    // first head's loads are the kernel's startup latency, and its first QK^T needs only kT and one q tile
+    // (up to 12 + 4 pieces: one wave over 16 queues).
+    auto pieces = [](const Ap& a, uint64_t most) {
+      return DmaOpts{{}, int(std::clamp<uint64_t>(a.bytes() / 8192, 1, most))};
+    };
     for (uint64_t c = 0; c < dc_; ++c) {
       const uint64_t r0 = h * dh_ + c * DC_, dhc = std::min(DC_, dh_ - c * DC_);
       const Ap kd = (*kt_)[h].parts(0, uint32_t(dhc)).cols(c * Sk_, Sk_).ap();
-      k_.dma(kd, kT_.rows(r0, dhc, 0, Sk_), pieces(kd));
-      const Ap qd = (*q_)[h].parts(0, uint32_t(dhc)).cols(c * Sq_, Sq_).ap();
-      k_.dma(qd, qT_.rows(r0, dhc, 0, Sq_), pieces(qd));
+      k_.dma(kd, kT_.rows(r0, dhc, 0, Sk_), pieces(kd, 12));
     }
+    for (uint64_t t = 0; t < nqt_; ++t)
+      for (uint64_t c = 0; c < dc_; ++c) {
+        const uint64_t r0 = h * dh_ + c * DC_, dhc = std::min(DC_, dh_ - c * DC_);
+        const uint64_t q0 = t * QT_, nq = std::min(QT_, Sq_ - q0);
+        const Ap qd = (*q_)[h].parts(0, uint32_t(dhc)).cols(c * Sq_ + q0, nq).ap();
+        k_.dma(qd, qT_.rows(r0, dhc, q0, nq), pieces(qd, 4));
+      }
     // v[j][h*dh + e] -> partition j % KB, element (j / KB) * dh + e: whole key blocks in one copy, then the rest.
     const Tile& vt = (*v_t_)[h];
     const uint64_t full = Sk_ / KB_, rest = Sk_ % KB_, e = elem_bytes(DType::kBf16);
     if (full > 0) {
       const Ap vd{vt.addr(), DType::kBf16, dh_, {{KB_, pb_}, {full, dh_ * e}}, "tile 'attn_v'"};
-      k_.dma(vd, v_.ap(h * dh_, dh_, {{KB_, HD_}, {full, KB_ * HD_}}), pieces(vd));
+      k_.dma(vd, v_.ap(h * dh_, dh_, {{KB_, HD_}, {full, KB_ * HD_}}), pieces(vd, 16));
     }
     if (rest > 0)
       k_.dma(Ap{vt.addr(0, full * dh_), DType::kBf16, dh_, {{rest, pb_}}, "tile 'attn_v'"},
@@ -440,13 +449,15 @@ class Attention {
       b_upto(i + 1);
       stage_c_transpose(i);
       const Unit& u = units_[i];
+      // oT accumulators are double-buffered: group g's copy out must precede group g + 2's matmuls.
+      if (u.gi + 1 == groups_.size() || u.last_in_group)
+        while (!evac.empty() && evac.front().first[0] + 2 <= u.gi) flush();
       if (u.gi + 1 == groups_.size()) {
         // The last group: PV and store tile by tile as each tile's P^T is ready (TensorE has the slack at the
         // end), so that only the last tile's are left after the last softmax.
         stage_d(u.gi, u.tg, u.tg + 1);
         evac.push_back({{u.gi, u.tg, u.tg + 1}, u.last_in_group ? i : i + 1});
       } else if (u.last_in_group) {
-        while (!evac.empty() && evac.front().first[0] + 2 <= u.gi) flush();
         stage_d(u.gi, 0, groups_[u.gi].nt);
         evac.push_back({{u.gi, 0, groups_[u.gi].nt}, i + kEvacDelay});
       }

@@ -216,8 +216,9 @@ TEST_P(Attention, MatchesTheReference) {
 
 // Shapes: one and several heads, causal and not, sequences that are not multiples of 128 and longer than a
 // PSUM bank (scores over 2 and 3 banks), dh not a multiple of 32 and dh > 128 (two contraction chunks),
-// f32 inputs, the pe_transpose variant, cross-attention (Sq != Sk), and tc1-16 (16 x 16 array: 16-query
-// tiles, 16-key blocks, 16 x 16 VectorE transposes) with the tensor engine in lockstep.
+// f32 inputs, the pe_transpose variant, cross-attention (Sq != Sk), a wide input range (peaked softmax),
+// three heads of one query tile each (three PV groups over two accumulators), and tc1-16 (16 x 16 array:
+// 16-query tiles, 16-key blocks, 16 x 16 VectorE transposes) with the tensor engine in lockstep.
 INSTANTIATE_TEST_SUITE_P(
     Shapes, Attention,
     ::testing::Values(Case{"trn1", 1, 512, 128}, Case{"trn1", 4, 512, 128, true},
@@ -228,6 +229,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"trn1", 2, 150, 40, false, model::DType::kBf16, AttentionTranspose::kVectorDma, 1.5f,
                            TensorEngineKind::kFast, 333},
                       Case{"trn1", 1, 256, 64, false, model::DType::kBf16, AttentionTranspose::kVectorDma, 6.0f},
+                      Case{"trn1", 3, 70, 64, true},
                       Case{"tc1-16", 2, 40, 24, true, model::DType::kBf16, AttentionTranspose::kVectorDma, 1.5f,
                            TensorEngineKind::kLockstep},
                       Case{"tc1-16", 1, 35, 20, false, model::DType::kF32, AttentionTranspose::kTensor, 1.5f,
