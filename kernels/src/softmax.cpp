@@ -1,16 +1,21 @@
 // Row softmax (tcemu/kb/softmax.h). Per row tile of P = sbuf_partitions rows (the last tile may be shorter):
 //
-//   DMA      x rows -> x tile [rows, C] (as stored: one contiguous run per row), split over the queues
+//   DMA      x rows -> x tile [rows, C] (as stored: one contiguous run per row), split over the load queues
 //   VectorE  stats.max = max_c x                              tensor_reduce max
 //   ScalarE  stats.neg = stats.max * -1                       activation identity on a column
 //   ScalarE  y = exp(x + stats.neg), stats.sum = sum_c y      activation exp, bias + acc columns
 //   VectorE  y = y / stats.sum                                tensor_scalar div (column)
-//   DMA      y tile -> y rows, split over the queues
+//   DMA      y tile -> y rows, split over the store queues
 //
 // With an f32 x the exp writes over x (the tile is f32 already); a bf16 x is loaded as stored (half the DMA
 // bytes of a converting load, which costs the f32 size: docs/isa.md) into a bf16 tile and ScalarE writes
-// a separate f32 tile. Tiles rotate through up to three buffers, each with its own stats columns, so the
-// load of tile i+1 and the store of tile i-1 overlap the compute of tile i.
+// a separate f32 tile. Tiles rotate through up to four buffers (as many as fit), each with its own stats
+// columns, so the loads of the next tiles and the stores of the previous ones overlap the compute.
+//
+// DMA queues: loads and stores go to separate queue sets (split_queues), so that a load never waits behind
+// a store that waits for the compute; the loads emitted before the first store and the stores emitted after
+// the last load use every queue (nothing of the other kind can be stuck behind them), which shortens the
+// pipeline's fill and drain.
 //
 // Emission order: the divide and store of tile i are emitted after the max / exp of tile i+1, so VectorE
 // runs max(i+1) while ScalarE computes exp(i) instead of waiting for it (each engine runs its instructions
@@ -34,9 +39,10 @@ namespace tcemu::kb {
 namespace {
 
 // DMA queues for a stream of tiles: loads on the first queues, stores on the others, in proportion to
-// their bytes (at least one each). A queue runs its copies in order, so a load queued behind a store that
-// waits for the compute would wait too; with separate queues loads run ahead as far as the buffers allow.
-// HBM (290 B/cycle on trn1) needs about 16 queues (19 B/cycle each) moving at once.
+// their bytes (at least one each); `all` for copies that no copy of the other kind waits behind. A queue
+// runs its copies in order, so a load queued behind a store that waits for the compute would wait too;
+// with separate queues loads run ahead as far as the buffers allow. HBM (290 B/cycle on trn1) needs about
+// 16 queues (19 B/cycle each) moving at once.
 struct Queues {
   std::vector<int> load, store, all;
 };

@@ -10,7 +10,7 @@
 //   VectorE  y   = e / s                          tensor_scalar div by the column s
 //
 // The division is one correctly rounded operation per element, where a reciprocal and a multiply would be
-// two instructions (one on a column) and two roundings. Row tiles rotate through up to three buffers and
+// two instructions (one on a column) and two roundings. Row tiles rotate through up to four buffers and
 // loads run ahead of the compute, split over the DMA queues; docs/kernels.md, "Softmax", has the schedule,
 // the tolerance and measured cycles.
 #pragma once
@@ -22,7 +22,7 @@
 namespace tcemu::kb {
 
 struct SoftmaxOptions {
-  int bufs = 0;  // row-tile buffers; 0: as many as fit next to the live tiles, at most 3
+  int bufs = 0;  // row-tile buffers; 0: as many as fit next to the live tiles, at most 4
 };
 
 // Emits y = softmax(x) over the last dimension into `k`. Throws Error(kInvalidArgument) when the shapes or
