@@ -67,10 +67,10 @@ uint64_t round_up(uint64_t a, uint64_t b) { return ceil_div(a, b) * b; }
 constexpr size_t kEvacDelay = 3;
 
 struct Plan {
-  uint64_t G = 1;         // query tiles per PV group
-  int head_bufs = 2;      // q/k/v ring depth (2: the next head loads while this one runs)
-  bool resident = true;   // whole score rows in PSUM
-  int score_bufs = 2;     // score rows (resident) or bank chunks (recompute) in flight
+  uint64_t G = 1;        // query tiles per PV group
+  int head_bufs = 2;     // q/k/v ring depth (2: the next head loads while this one runs)
+  bool resident = true;  // whole score rows in PSUM
+  int score_bufs = 2;    // score rows (resident) or bank chunks (recompute) in flight
 };
 
 struct Unit {
@@ -101,10 +101,10 @@ class Attention {
                        qT.shape[0], qT.shape[1], H_));
     if (uint64_t(kT.shape[0]) != HD_ || uint64_t(v.shape[0]) != Sk_ || uint64_t(v.shape[1]) != HD_ ||
         uint64_t(oT.shape[0]) != HD_ || uint64_t(oT.shape[1]) != Sq_)
-      fail(fmt::format("shapes qT [{}, {}], kT [{}, {}], v [{}, {}], oT [{}, {}] do not match qT [H*dh, Sq], kT "
-                       "[H*dh, Sk], v [Sk, H*dh], oT [H*dh, Sq]",
-                       qT.shape[0], qT.shape[1], kT.shape[0], kT.shape[1], v.shape[0], v.shape[1], oT.shape[0],
-                       oT.shape[1]));
+      fail(fmt::format(
+          "shapes qT [{}, {}], kT [{}, {}], v [{}, {}], oT [{}, {}] do not match qT [H*dh, Sq], kT "
+          "[H*dh, Sk], v [Sk, H*dh], oT [H*dh, Sq]",
+          qT.shape[0], qT.shape[1], kT.shape[0], kT.shape[1], v.shape[0], v.shape[1], oT.shape[0], oT.shape[1]));
     if (o.causal && Sq_ != Sk_) fail(fmt::format("causal attention needs Sq == Sk, got {} and {}", Sq_, Sk_));
     dh_ = HD_ / H_;
     scale_ = o.scale.value_or(float(1.0 / std::sqrt(double(dh_))));
@@ -112,8 +112,7 @@ class Attention {
     KB_ = uint64_t(cfg_.rows);
     NB_ = cfg_.psum_bank_bytes / 4;
     DC_ = std::min<uint64_t>(cfg_.rows, cfg_.cols);
-    if (QT_ > uint64_t(cfg_.psum_partitions) || KB_ > uint64_t(cfg_.sbuf_partitions) || NB_ % QT_ != 0 ||
-        QT_ > NB_)
+    if (QT_ > uint64_t(cfg_.psum_partitions) || KB_ > uint64_t(cfg_.sbuf_partitions) || NB_ % QT_ != 0 || QT_ > NB_)
       fail(fmt::format("config {} is not supported (array {} x {}, {} partitions, {} fp32 per PSUM bank)", cfg_.name,
                        cfg_.rows, cfg_.cols, cfg_.sbuf_partitions, NB_));
     dc_ = ceil_div(dh_, DC_);
@@ -170,8 +169,8 @@ class Attention {
         g.nqg = std::min(QG_, Sq_ - g.qg0);
         for (uint64_t j = 0; j < g.nt; ++j) {
           const uint64_t t = rev ? t0 + g.nt - 1 - j : t0 + j;
-          units_.push_back({h, t, t * QT_, std::min(QT_, Sq_ - t * QT_), sv_of(t), groups_.size(), t - t0,
-                            j + 1 == g.nt});
+          units_.push_back(
+              {h, t, t * QT_, std::min(QT_, Sq_ - t * QT_), sv_of(t), groups_.size(), t - t0, j + 1 == g.nt});
         }
         groups_.push_back(g);
       }
@@ -181,8 +180,10 @@ class Attention {
     const bool vdma = o_.transpose == AttentionTranspose::kVectorDma;
     reset();
     // PSUM first (multi-bank score rows need whole banks), then SBUF.
-    if (p.resident) s_.emplace(k_, "attn_scores", Space::kPsum, DType::kF32, QT_, Sk_, p.score_bufs);
-    else s_.emplace(k_, "attn_scores", Space::kPsum, DType::kF32, QT_, NB_, p.score_bufs);
+    if (p.resident)
+      s_.emplace(k_, "attn_scores", Space::kPsum, DType::kF32, QT_, Sk_, p.score_bufs);
+    else
+      s_.emplace(k_, "attn_scores", Space::kPsum, DType::kF32, QT_, NB_, p.score_bufs);
     oacc_.emplace(k_, "attn_oacc", Space::kPsum, DType::kF32, DC_, dc_ * QG_, 2);
     if (!vdma) psT_.emplace(k_, "attn_pT_psum", Space::kPsum, DType::kF32, KB_, NB_, 2);
     const uint32_t dp = uint32_t(std::min(dh_, DC_));
@@ -305,8 +306,7 @@ class Attention {
     const uint32_t nq = uint32_t(u.nq);
     ActOpts by_r;
     by_r.scale = (*st_)[i].parts(0, nq).col(3);
-    k_.activation((*p_t_)[i].parts(0, nq).cols(0, u.sv), (*e_)[i].parts(0, nq).cols(0, u.sv), ActFunc::kIdentity,
-                  by_r);
+    k_.activation((*p_t_)[i].parts(0, nq).cols(0, u.sv), (*e_)[i].parts(0, nq).cols(0, u.sv), ActFunc::kIdentity, by_r);
   }
 
   // P^T into the group's pT: element (key j, query i of the group) at partition j % KB, element
@@ -326,9 +326,15 @@ class Attention {
         const uint64_t nh = ceil_div(std::min(KB_, u.sv - b * KB_), Bt_);
         // After the block transpose, partition g*Bt + r, element b*KB + hh*Bt + c holds P[g*Bt + c][b*KB +
         // hh*Bt + r], which belongs at partition hh*Bt + r, element b*QG + tg*QT + g*Bt + c.
-        const Ap src{T.addr(0, b * KB_), DType::kBf16, Bt_, {{Bt_, pb_}, {ng, Bt_ * pb_}, {nh, Bt_ * e}},
+        const Ap src{T.addr(0, b * KB_),
+                     DType::kBf16,
+                     Bt_,
+                     {{Bt_, pb_}, {ng, Bt_ * pb_}, {nh, Bt_ * e}},
                      "tile 'attn_p_blockT'"};
-        const Ap dst{pT.addr(0, b * QG_ + u.tg * QT_), DType::kBf16, Bt_, {{Bt_, pb_}, {ng, Bt_ * e}, {nh, Bt_ * pb_}},
+        const Ap dst{pT.addr(0, b * QG_ + u.tg * QT_),
+                     DType::kBf16,
+                     Bt_,
+                     {{Bt_, pb_}, {ng, Bt_ * e}, {nh, Bt_ * pb_}},
                      "tile 'attn_pT'"};
         k_.dma(dst, src, {{}, int(nh)});  // one copy per 32-key sub-block: short latency, several queues
       }
@@ -338,14 +344,13 @@ class Attention {
       for (uint64_t b = 0; b < kbs; ++b) {
         const uint64_t slot = b % slots, nk = std::min(KB_, u.sv - b * KB_);
         if (slot == 0) ps = psT_->next();
-        k_.pe_transpose(ps.parts(0, uint32_t(nk)).cols(slot * QT_, u.nq),
-                        P.parts(0, uint32_t(u.nq)).cols(b * KB_, nk));
+        k_.pe_transpose(ps.parts(0, uint32_t(nk)).cols(slot * QT_, u.nq), P.parts(0, uint32_t(u.nq)).cols(b * KB_, nk));
         if (slot + 1 == slots || b + 1 == kbs) {
           const uint64_t b0 = b - slot, n = slot + 1, np = std::min(KB_, u.sv - b0 * KB_);
           const uint64_t at = b0 * QG_ + u.tg * QT_;
           const Tile src = ps.parts(0, uint32_t(np)).view2(uint32_t(n), uint32_t(u.nq), uint32_t(QT_));
-          const Tile dst = pT.parts(0, uint32_t(np)).cols(at, pT.n0 - at).view2(uint32_t(n), uint32_t(u.nq),
-                                                                                 uint32_t(QG_));
+          const Tile dst =
+              pT.parts(0, uint32_t(np)).cols(at, pT.n0 - at).view2(uint32_t(n), uint32_t(u.nq), uint32_t(QG_));
           k_.tensor_copy(dst, src);
         }
       }
@@ -368,9 +373,8 @@ class Attention {
         while (b * KB_ >= sv_of(g.t0 + t)) ++t;
         const uint64_t col0 = t * QT_, ncols = col_end - col0;
         const uint32_t nk = uint32_t(std::min(KB_, Sk_ - b * KB_));
-        k_.matmul(acc.parts(0, dhc).cols(c * QG_ + col0, ncols),
-                  (*v_t_)[g.h].parts(0, nk).cols(b * dh_ + c * DC_, dhc), pT.parts(0, nk).cols(b * QG_ + col0, ncols),
-                  b > 0);
+        k_.matmul(acc.parts(0, dhc).cols(c * QG_ + col0, ncols), (*v_t_)[g.h].parts(0, nk).cols(b * dh_ + c * DC_, dhc),
+                  pT.parts(0, nk).cols(b * QG_ + col0, ncols), b > 0);
       }
     }
   }
@@ -493,7 +497,8 @@ void attention(Kernel& k, const Dram& qT, const Dram& kT, const Dram& v, const D
 model::Model build_attention(const DeviceConfig& cfg, int seq, int head_dim, const AttentionOptions& o) {
   if (seq < 1 || head_dim < 1 || o.heads < 1)
     throw Error(ErrorCode::kInvalidArgument, fmt::format("attention: sizes must be positive, got seq={} head_dim={} "
-                                                         "heads={}", seq, head_dim, o.heads));
+                                                         "heads={}",
+                                                         seq, head_dim, o.heads));
   Kernel k(cfg, fmt::format("attention_h{}_s{}_d{}{}", o.heads, seq, head_dim, o.causal ? "_causal" : ""));
   const int64_t hd = int64_t(o.heads) * head_dim;
   const Dram qT = k.input("qT", o.in_dtype, {hd, seq});

@@ -29,6 +29,8 @@
 // below 2^-7) and the absolute term the flushes of E, P and of tiny products (at most 4 per key, each
 // below 2^-126 |v|). passes <= ceil(Sk / 512). The bound is a worst case (every bf16 rounding of P in the
 // same direction); typical errors are a few percent of it (the worst ratio is printed).
+#include "tcemu/kb/attention.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -38,7 +40,6 @@
 
 #include "kernel_rig.h"
 #include "tcemu/error.h"
-#include "tcemu/kb/attention.h"
 #include "tcemu/ref_ops.h"
 #include "tcemu/rt/profile.h"
 
@@ -71,8 +72,8 @@ std::ostream& operator<<(std::ostream& os, const Case& c) {
 // Row-major math layout and the device's layouts.
 struct Inputs {
   int64_t H, Sq, Sk, dh;
-  std::vector<float> q, k, v;      // [H][Sq][dh], [H][Sk][dh], [H][Sk][dh]: the values the device computes with
-  std::vector<float> qT, kT, vd;   // device: qT [H*dh][Sq], kT [H*dh][Sk], v [Sk][H*dh] (as bound)
+  std::vector<float> q, k, v;     // [H][Sq][dh], [H][Sk][dh], [H][Sk][dh]: the values the device computes with
+  std::vector<float> qT, kT, vd;  // device: qT [H*dh][Sq], kT [H*dh][Sk], v [Sk][H*dh] (as bound)
 };
 
 Inputs make_inputs(const Case& c) {
@@ -83,7 +84,8 @@ Inputs make_inputs(const Case& c) {
   in.kT = testing_rig::uniform(rng, size_t(HD * in.Sk), -c.range, c.range);
   in.vd = testing_rig::uniform(rng, size_t(in.Sk * HD), -c.range, c.range);
   if (c.dtype == model::DType::kBf16) {
-    in.qT = testing_rig::bf16_round(in.qT), in.kT = testing_rig::bf16_round(in.kT), in.vd = testing_rig::bf16_round(in.vd);
+    in.qT = testing_rig::bf16_round(in.qT), in.kT = testing_rig::bf16_round(in.kT),
+    in.vd = testing_rig::bf16_round(in.vd);
   }
   in.q.resize(in.qT.size()), in.k.resize(in.kT.size()), in.v.resize(in.vd.size());
   for (int64_t h = 0; h < c.H; ++h)
@@ -131,7 +133,8 @@ std::vector<double> allowance(const Inputs& in, float scale, bool causal) {
       double l = 0, rho_max = 0;
       for (int64_t j = 0; j < sv; ++j) {
         p[size_t(j)] = std::exp(sc * (s[size_t(j)] - m)), l += p[size_t(j)];
-        const double e = sc * (double(dh) + 1) * kU * a[size_t(j)] + kU * (sc * std::fabs(s[size_t(j)]) + sc * (m - s[size_t(j)]));
+        const double e =
+            sc * (double(dh) + 1) * kU * a[size_t(j)] + kU * (sc * std::fabs(s[size_t(j)]) + sc * (m - s[size_t(j)]));
         w[size_t(j)] = e + 8 * kU;  // rho_ij
         rho_max = std::max(rho_max, w[size_t(j)]);
       }
@@ -221,9 +224,9 @@ TEST_P(Attention, MatchesTheReference) {
 // 16-query tiles, 16-key blocks, 16 x 16 VectorE transposes) with the tensor engine in lockstep.
 INSTANTIATE_TEST_SUITE_P(
     Shapes, Attention,
-    ::testing::Values(Case{"trn1", 1, 512, 128}, Case{"trn1", 4, 512, 128, true},
-                      Case{"trn1", 2, 200, 64, true}, Case{"trn1", 3, 700, 48},
-                      Case{"trn1", 1, 1100, 160, true}, Case{"trn1", 2, 130, 32, false, model::DType::kF32},
+    ::testing::Values(Case{"trn1", 1, 512, 128}, Case{"trn1", 4, 512, 128, true}, Case{"trn1", 2, 200, 64, true},
+                      Case{"trn1", 3, 700, 48}, Case{"trn1", 1, 1100, 160, true},
+                      Case{"trn1", 2, 130, 32, false, model::DType::kF32},
                       Case{"trn1", 2, 300, 80, true, model::DType::kBf16, AttentionTranspose::kTensor},
                       Case{"trn1", 1, 640, 128, false, model::DType::kBf16, AttentionTranspose::kTensor},
                       Case{"trn1", 2, 150, 40, false, model::DType::kBf16, AttentionTranspose::kVectorDma, 1.5f,
