@@ -109,7 +109,8 @@ std::vector<YTile> y_tiles(uint64_t R, uint64_t C, uint64_t height, uint64_t W) 
 // the last store, which nothing overlaps, are short), at least `lo`, at most `hi`, a multiple of `unit`.
 uint64_t tile_width(uint64_t R, uint64_t C, uint64_t height, uint64_t unit, uint64_t lo, uint64_t hi) {
   const uint64_t want = round_up(ceil_div(R * ceil_div(C, height), 8), unit);
-  return std::min(round_up(R, unit), std::clamp(want, lo, hi));
+  const uint64_t top = std::max(unit, hi / unit * unit);
+  return std::min(round_up(R, unit), std::clamp(want, std::min(round_up(lo, unit), top), top));
 }
 
 void vector_route(Kernel& k, const Dram& x, const Dram& y, int want_bufs) {
