@@ -32,6 +32,8 @@
 #include "tcemu/file_io.h"
 #include "tcemu/kb/gemm.h"
 #include "tcemu/kb/linear.h"
+#include "tcemu/kb/transformer.h"
+#include "tcemu/ref_block.h"
 #include "tcemu/model.h"
 #include "tcemu/npy.h"
 #include "tcemu/numerics.h"
@@ -67,9 +69,12 @@ commands:
                                                   it gives back the same file, byte for byte
   doc    isa|registers|faults [--update FILE.md]  print (or refresh in FILE.md) a generated doc table
   profile summary TRACE.json [--json]             summarise a profile written by --profile
-  demo   [--profile TRACE.json] [--json]          the main job: the embedded default model (GEMM
-                                                  512x512x512) on the default config (trn1), with its
-                                                  profile (default trace file: tcemu_demo_trace.json)
+  demo   [--profile TRACE.json] [--json]          the main job: the embedded default model, a transformer
+         [--seq S] [--d-model D] [--heads H]      block (LayerNorm, causal multi-head attention, MLP with
+         [--d-ff F] [--no-causal] [--seed N]      gelu, residuals; default 512 tokens, d_model 512, 4
+         [--config C] [--save-model FILE]         heads, d_ff 2048) on the default config (trn1), checked
+                                                  against the fp64 reference, with its profile summary and
+                                                  trace (default file: tcemu_demo_trace.json)
   bench  tensor-engine [--quick] [--min-time S] [--size N ...] [--openblas-coretype NAME] [--json]
                                                   host speed of the tensor engine's models: the emulated bf16
                                                   GEMM (trn1, fast engine) vs OpenBLAS sgemm on one thread,
@@ -534,11 +539,62 @@ int cmd_profile(const Args& args) {
   return 0;
 }
 
+// The main job: the embedded default model, a transformer block (attention + MLP with residuals and
+// LayerNorms, its parameters embedded in the model file) on the default config, checked against the fp64
+// reference (tcemu/ref_block.h), with its profile summary and a Perfetto trace.
 int cmd_demo(const Args& args) {
-  if (!args.flag("json"))
-    fmt::print("tcemu demo: the default model (GEMM 512x512x512, bf16 -> fp32) on {}\n\n", kDefaultConfig);
-  return run_gemm(find_config(kDefaultConfig), 512, 512, 512, 1, std::nullopt,
-                  args.value("profile").value_or("tcemu_demo_trace.json"), args.flag("json"), device_options(args));
+  const DeviceConfig& cfg = find_config(args.value("config").value_or(kDefaultConfig));
+  ref::BlockShape shape;
+  shape.seq = args.integer("seq", 512, 1, 1 << 14);
+  shape.d_model = args.integer("d-model", 512, 1, 1 << 14);
+  shape.heads = args.integer("heads", 4, 1, 1 << 10);
+  shape.d_ff = args.integer("d-ff", 2048, 1, 1 << 16);
+  shape.causal = !args.flag("no-causal");
+  if (shape.d_model % shape.heads != 0)
+    throw UsageError(fmt::format("--d-model {} is not divisible by --heads {}", shape.d_model, shape.heads));
+  const uint32_t seed = uint32_t(args.integer("seed", 1, 0, UINT32_MAX));
+  const std::string trace = args.value("profile").value_or("tcemu_demo_trace.json");
+  const bool json = args.flag("json");
+  const ref::BlockParams params = ref::make_block_params(shape, seed);
+  const model::Model m = kb::build_transformer_block(cfg, shape, params);
+  if (auto save = args.value("save-model")) model::save(m, *save);
+  std::mt19937 rng(seed + 1);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  rt::TensorMap in;
+  in["x"] = {{shape.seq, shape.d_model}, std::vector<float>(size_t(shape.seq * shape.d_model))};
+  for (float& v : in["x"].data) v = d(rng);
+  if (!json)
+    fmt::print("tcemu demo: the default model, a transformer block (seq {}, d_model {}, {} heads, d_ff {}, {}) "
+               "on {}\n\n",
+               shape.seq, shape.d_model, shape.heads, shape.d_ff, shape.causal ? "causal" : "not causal", cfg.name);
+  Session s(cfg, device_options(args));
+  auto [res, wall] = s.load_and_run(m, in, true);
+  const std::optional<rt::Summary> summary = write_profile(res, trace);
+  const std::vector<double> want = ref::transformer_block(shape, in["x"].data, params);
+  const ref::Compare c = ref::check_block(shape, in["x"].data, res.outputs.at("y").data, want);
+  const uint64_t macs = kb::transformer_block_macs(shape);
+  const double util = double(macs) / (double(res.cycles) * cfg.rows * cfg.cols);
+  if (json) {
+    fmt::print("{{\"model\": \"{}\", \"config\": \"{}\", \"seq\": {}, \"d_model\": {}, \"heads\": {}, \"d_ff\": {}, "
+               "\"causal\": {}, \"seed\": {}, \"cycles\": {}, \"macs\": {}, \"utilization\": {:.6f}, "
+               "\"mismatches\": {}, \"checked\": {}, \"worst_error_vs_tolerance\": {:.4f}, \"instructions\": {}, "
+               "\"tensor_engine\": \"{}\", \"wall_seconds\": {:.3f}, \"trace\": \"{}\", \"profile\": {}}}\n",
+               m.name, cfg.name, shape.seq, shape.d_model, shape.heads, shape.d_ff, shape.causal, seed, res.cycles,
+               macs, util, c.mismatches, c.checked, c.worst, m.instruction_count(),
+               tensor_engine_name(s.driver.info().tensor_engine), wall, trace, rt::summary_json(*summary));
+  } else {
+    fmt::print("  model         {} ({} instructions, {} tensors)\n", m.name, m.instruction_count(), m.tensors.size());
+    fmt::print("  cycles        {}  ({:.1f} us at {} MHz)\n", res.cycles, res.cycles / double(cfg.clock_mhz), cfg.clock_mhz);
+    fmt::print("  MACs          {}  (matmuls: projections, attention, MLP)\n", macs);
+    fmt::print("  utilisation   {:.1f}%  (MACs / (cycles x {} x {}))\n", 100.0 * util, cfg.rows, cfg.cols);
+    fmt::print("  check         {} ({} of {} elements outside the tolerance of the fp64 reference; worst error "
+               "{:.2f} of its tolerance){}\n",
+               c.mismatches == 0 ? "PASS" : "FAIL", c.mismatches, c.checked, c.worst,
+               c.mismatches ? "; first: " + c.first_bad : "");
+    fmt::print("  host          {:.2f} s wall, {:.0f} device cycles/s\n", wall, wall > 0 ? res.cycles / wall : 0.0);
+    print_profile(summary, trace);
+  }
+  return c.mismatches == 0 ? 0 : 1;
 }
 
 // ---- tcemu dis MODEL.tcm [-o OUT.s] / tcemu asm IN.s -o OUT.tcm: text assembly of model files ----------
@@ -614,7 +670,10 @@ int main(int argc, char** argv) {
     if (cmd == "profile") return cmd_profile(Args(argc, argv, 2, {"json"}, {}));
     if (cmd == "doc") return cmd_doc(Args(argc, argv, 2, {}, {"update"}));
     if (cmd == "bench") return bench::run_bench_command(std::vector<std::string>(argv + 2, argv + argc));
-    if (cmd == "demo") return cmd_demo(Args(argc, argv, 2, {"json"}, {"profile", "wave", "wave-window", "tensor-engine"}));
+    if (cmd == "demo")
+      return cmd_demo(Args(argc, argv, 2, {"json", "no-causal"},
+                           {"profile", "wave", "wave-window", "tensor-engine", "config", "seq", "d-model", "heads", "d-ff",
+                            "seed", "save-model"}));
     throw UsageError("unknown command '" + cmd + "'");
   } catch (const UsageError& e) {
     if (isatty(fileno(stderr))) fmt::print(stderr, "\r\033[K");
