@@ -15,7 +15,14 @@
 #include "tcemu/config.h"
 #include "tcemu/kb/gemm.h"
 #include "tcemu/kb/linear.h"
+#include "tcemu/kb/attention.h"
+#include "tcemu/kb/conv2d.h"
+#include "tcemu/kb/elementwise.h"
+#include "tcemu/kb/norm.h"
 #include "tcemu/kb/softmax.h"
+#include "tcemu/kb/transformer.h"
+#include "tcemu/kb/transpose.h"
+#include "tcemu/ref_block.h"
 #include "tcemu/rt/profile.h"
 #include "tcemu/rt/runtime.h"
 
@@ -63,10 +70,61 @@ std::vector<Case> cases() {
   linear(1024, 1024, 1024, isa::ActFunc::kGeluTanh, false, true);
   linear(1024, 1024, 1024, isa::ActFunc::kGeluTanh, true, false);
   linear(512, 2048, 512, isa::ActFunc::kRelu, false, false);
-  v.push_back({"softmax", "1024x1024 rows f32", 0, [](const DeviceConfig& c) { return kb::build_softmax(c, 1024, 1024); },
-               true, {{"rows", 1024}, {"cols", 1024}}});
-  v.push_back({"softmax", "4096x512 rows f32", 0, [](const DeviceConfig& c) { return kb::build_softmax(c, 4096, 512); },
-               false, {{"rows", 4096}, {"cols", 512}}});
+  auto rows_kernel = [&](const char* kernel, int64_t r, int64_t c, bool quick,
+                         std::function<model::Model(const DeviceConfig&)> build) {
+    v.push_back({kernel, fmt::format("{}x{} f32", r, c), 0, std::move(build), quick, {{"rows", r}, {"cols", c}}});
+  };
+  rows_kernel("softmax", 1024, 1024, true, [](const DeviceConfig& c) { return kb::build_softmax(c, 1024, 1024); });
+  rows_kernel("softmax", 4096, 512, false, [](const DeviceConfig& c) { return kb::build_softmax(c, 4096, 512); });
+  rows_kernel("layernorm", 1024, 1024, true, [](const DeviceConfig& c) { return kb::build_layernorm(c, 1024, 1024); });
+  rows_kernel("rmsnorm", 1024, 1024, false, [](const DeviceConfig& c) { return kb::build_rmsnorm(c, 1024, 1024); });
+  rows_kernel("gelu", 1024, 1024, false, [](const DeviceConfig& c) {
+    return kb::build_elementwise_unary(c, 1024, 1024, model::DType::kF32, {isa::ActFunc::kGeluTanh});
+  });
+  rows_kernel("add", 1024, 1024, false, [](const DeviceConfig& c) { return kb::build_elementwise_binary(c, 1024, 1024); });
+  rows_kernel("transpose", 1024, 1024, true,
+              [](const DeviceConfig& c) { return kb::build_transpose(c, 1024, 1024, model::DType::kF32); });
+  auto attention = [&](int seq, int dh, int heads, bool causal, bool quick) {
+    kb::AttentionOptions o;
+    o.heads = heads;
+    o.causal = causal;
+    // QK^T and PV: 2 S^2 dh per head; the causal mask's skipped half is not counted.
+    const uint64_t macs = uint64_t(heads) * 2 * uint64_t(seq) * seq * dh / (causal ? 2 : 1);
+    v.push_back({"attention", fmt::format("seq {} head_dim {} heads {}{}", seq, dh, heads, causal ? " causal" : ""),
+                 macs, [=](const DeviceConfig& c) { return kb::build_attention(c, seq, dh, o); }, quick,
+                 {{"seq", seq}, {"head_dim", dh}, {"heads", heads}, {"causal", causal}}});
+  };
+  attention(512, 128, 1, false, true);
+  attention(512, 128, 4, false, false);
+  attention(512, 128, 4, true, false);
+  attention(2048, 128, 1, true, false);
+  auto conv = [&](int64_t n, int64_t c, int64_t hw, int64_t f, int64_t k, int stride, bool quick) {
+    kb::Conv2dShape sh;
+    sh.n = n, sh.c = c, sh.h = sh.w = hw, sh.f = f, sh.kh = sh.kw = k;
+    kb::Conv2dOptions o;
+    o.stride_h = o.stride_w = stride;
+    o.pad_h = o.pad_w = int(k / 2);
+    const int64_t oh = (hw + 2 * (k / 2) - k) / stride + 1;
+    const uint64_t macs = uint64_t(n * f * oh * oh * c * k * k);
+    v.push_back({"conv2d", fmt::format("N{} C{} {}x{} F{} {}x{} stride {} pad {}", n, c, hw, hw, f, k, k, stride, k / 2),
+                 macs, [=](const DeviceConfig& cfg) { return kb::build_conv2d(cfg, sh, o); }, quick,
+                 {{"n", n}, {"c", c}, {"h", hw}, {"w", hw}, {"f", f}, {"kh", k}, {"kw", k}, {"stride", stride},
+                  {"pad", k / 2}}});
+  };
+  conv(1, 128, 56, 128, 3, 1, true);
+  conv(1, 64, 56, 64, 3, 1, false);
+  conv(1, 256, 28, 256, 3, 1, false);
+  conv(1, 128, 56, 256, 1, 2, false);
+  auto block = [&](int64_t seq, int64_t d, int64_t heads, int64_t ff, bool quick) {
+    ref::BlockShape sh;
+    sh.seq = seq, sh.d_model = d, sh.heads = heads, sh.d_ff = ff;
+    v.push_back({"transformer_block", fmt::format("seq {} d_model {} heads {} d_ff {} causal", seq, d, heads, ff),
+                 kb::transformer_block_macs(sh),
+                 [=](const DeviceConfig& c) { return kb::build_transformer_block(c, sh, ref::make_block_params(sh, 1)); },
+                 quick, {{"seq", seq}, {"d_model", d}, {"heads", heads}, {"d_ff", ff}, {"causal", true}}});
+  };
+  block(512, 512, 4, 2048, true);
+  block(1024, 1024, 8, 4096, false);
   return v;
 }
 
@@ -160,10 +218,10 @@ int run(const std::vector<std::string>& args) {
   fmt::print("kernels on {} ({}x{} array, {} tensor engine): emulated cycles, TensorE utilisation = MACs / "
              "(cycles x {} x {})\n",
              cfg.name, cfg.rows, cfg.cols, tensor_engine_name(driver.info().tensor_engine), cfg.rows, cfg.cols);
-  fmt::print("  {:<9} {:<44} {:>10} {:>14} {:>7}  {:<10} {:>9}\n", "kernel", "shape", "cycles", "MACs", "util",
+  fmt::print("  {:<17} {:<44} {:>10} {:>14} {:>7}  {:<10} {:>9}\n", "kernel", "shape", "cycles", "MACs", "util",
              "bound by", "host s");
   for (const Row& r : rows)
-    fmt::print("  {:<9} {:<44} {:>10} {:>14} {:>6.1f}%  {:<10} {:>9.3f}\n", r.kernel, r.shape, r.cycles, r.macs,
+    fmt::print("  {:<17} {:<44} {:>10} {:>14} {:>6.1f}%  {:<10} {:>9.3f}\n", r.kernel, r.shape, r.cycles, r.macs,
                100 * r.utilization, r.bound_by, r.wall_s);
   return 0;
 }

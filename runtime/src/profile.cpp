@@ -79,6 +79,12 @@ Summary summarize(const Profile& p, size_t slowest) {
   for (const auto& e : s.engines)
     if (!top || e.busy > top->busy) top = &e;
   s.bound_by = top ? fmt::format("{} ({:.1f}% busy)", top->name, 100.0 * top->busy_fraction) : "nothing ran";
+  // HBM is shared by the queues: a queue waiting for its share of HBM counts as busy, so when the busiest
+  // engine is a DMA queue and HBM carries at least 80% of its peak (or when HBM is busier than every
+  // engine), HBM is what bounds the run.
+  const double hbm = p.info.hbm_bytes_per_cycle ? s.hbm_bytes_per_cycle / p.info.hbm_bytes_per_cycle : 0;
+  if (top && (hbm > top->busy_fraction || (top->engine >= isa::kEngineDma0 && hbm >= 0.8)))
+    s.bound_by = fmt::format("HBM ({:.1f}% of peak)", 100.0 * hbm);
   for (const OccupancySample& o : p.occupancy) {
     if (o.sbuf_bytes > s.sbuf_peak_live_bytes) s.sbuf_peak_live_bytes = o.sbuf_bytes, s.sbuf_peak_cycle = o.cycle;
     if (o.psum_bytes > s.psum_peak_live_bytes) s.psum_peak_live_bytes = o.psum_bytes, s.psum_peak_cycle = o.cycle;
