@@ -39,12 +39,14 @@ struct GemmRun {
   uint64_t cycles;
   uint64_t mismatches;
   uint64_t first_bad;
+  uint64_t fp64_mismatches = 0;  // against fp64 (finite inputs only)
+  std::string fp64_first_bad;
 };
 
 // Runs C = A x B with the given bf16 bit patterns and compares with num::golden_gemm.
 // With `a_transposed` the kernel takes aT [K, M]; the golden model still gets A row-major.
 GemmRun run_and_check(rt::Runtime& runtime, const DeviceConfig& cfg, int M, int N, int K, const std::vector<uint16_t>& A,
-                      const std::vector<uint16_t>& B, bool a_transposed = false) {
+                      const std::vector<uint16_t>& B, bool a_transposed = false, bool fp64 = true) {
   kb::GemmOptions o;
   o.a_transposed = a_transposed;
   auto lm = runtime.load(kb::build_gemm(cfg, M, N, K, o));
@@ -65,13 +67,25 @@ GemmRun run_and_check(rt::Runtime& runtime, const DeviceConfig& cfg, int M, int 
   std::vector<uint32_t> C(size_t(M) * N);
   num::golden_gemm(M, N, K, cfg.rows, A.data(), B.data(), C.data());
   GemmRun r{res.cycles, 0, 0};
-  const auto& out = res.outputs.at("c").data;
+  const std::vector<float> out = res.outputs.at("c").data;
   for (size_t i = 0; i < C.size(); ++i) {
     if (num::f32_bits(out[i]) != C[i]) {
       if (r.mismatches++ == 0) r.first_bad = i;
     }
   }
   runtime.unload(*lm);
+  if (fp64) {
+    // And against fp64 (ref::gemm): the bf16 products are exact in fp32, so the error is the fp32 sums',
+    // at most (K + chunks) 2^-24 sum |a b| (K - 1 additions in the array's columns, one PSUM add per chunk).
+    std::vector<float> a(A.size()), b(B.size());
+    for (size_t i = 0; i < A.size(); ++i) a[i] = num::bf16_to_f32(A[i]);
+    for (size_t i = 0; i < B.size(); ++i) b[i] = num::bf16_to_f32(B[i]);
+    const auto want = ref::gemm(M, N, K, a, b), mag = ref::gemm_abs(M, N, K, a, b);
+    const double per = (K + std::ceil(double(K) / cfg.rows)) * std::ldexp(1.0, -24);
+    const std::vector<int64_t> shape = {M, N};
+    const ref::Compare c = ref::compare("c", shape, out, want, [&](size_t i, double) { return per * mag[i]; });
+    r.fp64_mismatches = c.mismatches, r.fp64_first_bad = c.first_bad;
+  }
   return r;
 }
 
@@ -95,6 +109,7 @@ TEST_P(GemmShapes, BitExactAgainstGoldenAndDeterministic) {
   auto A = random_bf16(rng, size_t(s.m) * s.k), B = random_bf16(rng, size_t(s.k) * s.n);
   GemmRun r1 = run_and_check(runtime, cfg, s.m, s.n, s.k, A, B, s.a_transposed);
   EXPECT_EQ(r1.mismatches, 0u) << "first mismatch at element " << r1.first_bad;
+  EXPECT_EQ(r1.fp64_mismatches, 0u) << r1.fp64_first_bad;
   // Same inputs, same device: same cycles.
   GemmRun r2 = run_and_check(runtime, cfg, s.m, s.n, s.k, A, B, s.a_transposed);
   EXPECT_EQ(r2.mismatches, 0u);
@@ -143,7 +158,7 @@ TEST(GemmSpecial, EdgeValuesBitExactThroughPsumAccumulation) {
   std::uniform_real_distribution<float> d(-1.0f, 1.0f);
   for (auto& x : A) x = coin(rng) == 0 ? specials[pick(rng)] : num::f32_to_bf16(d(rng));
   for (auto& x : B) x = coin(rng) == 0 ? specials[pick(rng)] : num::f32_to_bf16(d(rng));
-  GemmRun r = run_and_check(runtime, cfg, M, N, K, A, B);
+  GemmRun r = run_and_check(runtime, cfg, M, N, K, A, B, false, false);  // inf/NaN: golden only
   EXPECT_EQ(r.mismatches, 0u) << "first mismatch at element " << r.first_bad;
 }
 
