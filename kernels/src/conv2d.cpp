@@ -371,11 +371,36 @@ Conv2dPlan conv2d(Kernel& k, const Dram& x, const Dram& w, const std::optional<D
   }
   std::optional<Tile> bias_t;
   if (bias) bias_t = k.sbuf("conv_bias", DType::kF32, FT, uint64_t(ftiles));
-  uint32_t wst_np = 0;
-  for (const auto& t : wt) wst_np = std::max(wst_np, t.t.np);
-  Ring wstage(k, "conv_wstage", Space::kSbuf, DType::kBf16, wst_np, uint64_t(g.FT * g.T), 2);
   Ring psum(k, "conv_psum", Space::kPsum, DType::kF32, FT, uint64_t(g.bank), std::min(4, cfg.psum_banks));
   Ring outr(k, "conv_out", Space::kSbuf, DType::kF32, FT, uint64_t(g.bank), 3);
+  // 1x1 weights: loaded as w[F, C] rows ([f][c], F on partitions: runs of C elements) and transposed per
+  // (F tile, C tile) block by TensorE (pe_transpose, exact for finite values), rather than landed as
+  // [c][f] with one element per run (2 or 4 B against the 16 B minimum). Falls back when it does not fit.
+  std::optional<Tile> wnat;
+  if (g.T == 1 && g.R <= cfg.cols && g.FT <= cfg.rows) {
+    try {
+      wnat = k.sbuf("conv_wnat", DType::kBf16, FT, uint64_t(ftiles * g.C));
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kCapacity) throw;
+    }
+  }
+  std::optional<Ring> wstage;
+  if (!wnat) {
+    uint32_t wst_np = 0;
+    for (const auto& t : wt) wst_np = std::max(wst_np, t.t.np);
+    wstage.emplace(k, "conv_wstage", Space::kSbuf, DType::kBf16, wst_np, uint64_t(g.FT * g.T), 2);
+  }
+
+  // Stride > 1 with few channels: the polyphase components come straight from HBM (one element per run,
+  // 16 B each) when that costs the queues less than the VectorE/ScalarE copies, which use only C of the
+  // lanes (C = 3: 3 of 128).
+  bool phase_dma = false;
+  if (g.phases > 1) {
+    const double ve = double(g.N) * double(g.Hp * g.Wp) / 2;  // copies split over VectorE and ScalarE
+    const double dq = double(g.N * g.C * g.H * g.W) * double(std::max<uint64_t>(cfg.dma_min_run_bytes, elem_bytes(x.dtype))) /
+                      std::min(double(kq), hbm_rate);
+    phase_dma = dq < ve;
+  }
 
   // ---- bands: the largest that fits (X double-buffered when there are several bands) ----
   struct Cand {
@@ -420,7 +445,7 @@ Conv2dPlan conv2d(Kernel& k, const Dram& x, const Dram& w, const std::optional<D
           got.push_back(xs[size_t(s)].back());
         }
       stage.clear();
-      if (g.phases > 1) {
+      if (g.phases > 1 && !phase_dma) {
         const uint32_t snp = uint32_t(std::min(g.R, g.C));
         const size_t nst = bands.size() * ngroups > 1 ? 2 : 1;
         for (size_t s = 0; s < nst; ++s) {
@@ -494,17 +519,25 @@ Conv2dPlan conv2d(Kernel& k, const Dram& x, const Dram& w, const std::optional<D
   const bool w_by_rows = pack.g == 1 && g.KH > 1 &&
                          2 * uint64_t(g.KH) * std::max(minrun, uint64_t(g.KW) * wel) <=
                              3 * std::max(minrun, uint64_t(g.T) * wel);
-  // Emits the weights of F tile j; after(piece) runs after each copy from HBM of the first weight tile.
-  auto load_weights = [&](int64_t j, const std::function<void(int64_t)>& after) {
+  // Emits the loads of F tile j's weights (and their rearrangement, unless 1x1: finish_weights); after() runs
+  // once, behind the first weight tile's first load (the first kernel row; packed: all of it).
+  auto stage_weights = [&](int64_t j, const std::function<void()>& after) {
     const int64_t f0 = j * g.FT, fn = std::min(g.FT, g.F - f0);
+    if (wnat) {
+      dma(sbuf_ap(*wnat, 0, uint32_t(fn), j * g.C, g.C, {{{1, 1}, {1, 1}}}),
+          dram_ap(w, f0 * g.C, g.C, {{{fn, g.C}, {1, 1}, {1, 1}}}));
+      if (after) after();
+      return;
+    }
     for (const WTile& t : wt) {
       const bool first = &t == &wt[0];
-      const Tile& st = wstage.next();
+      const Tile& st = wstage->next();
       const uint32_t nc = uint32_t(t.nc);
-      // Taps i + q*g (q in [q0, q1)) of sub-block i -> column blocks q of W.
+      // Taps i + q*g (q in [q0, q1)) of sub-block i -> column block q of W, one per instruction (the first
+      // matmuls wait for one only).
       auto rearrange = [&](size_t i, int64_t q0, int64_t q1) {
         const uint32_t p = t.parts[i];
-        for (; q0 < q1; ++q0) {  // one tap group per instruction: the first matmuls wait for one only
+        for (; q0 < q1; ++q0) {
           const Tile in = st.parts(p, nc).cols(uint64_t(int64_t(i) + q0 * pack.g), uint64_t((fn - 1) * g.T + 1));
           const Tile out = t.t.parts(p, nc).cols(uint64_t(q0 * g.F + f0), uint64_t(fn));
           copy(out, in.view2(1, uint32_t(fn), 0, uint32_t(g.T)));
@@ -517,7 +550,7 @@ Conv2dPlan conv2d(Kernel& k, const Dram& x, const Dram& w, const std::optional<D
             dram_ap(w, (f0 * g.C + t.c0) * g.T + ta, per_piece, {{{fn, g.C * g.T}, {t.nc, g.T}, {1, 1}}}));
         if (pack.g == 1) {
           rearrange(0, ta, ta + per_piece);
-          if (first && after) after(pc);
+          if (first && pc == 0 && after) after();  // the first chunk right behind the first kernel row
         }
       }
       if (pack.g > 1) {
@@ -528,8 +561,19 @@ Conv2dPlan conv2d(Kernel& k, const Dram& x, const Dram& w, const std::optional<D
           dma(sbuf_ap(st, t.parts[i], nc, 0, fn * g.T, {{{1, 1}, {1, 1}}}), sbuf_ap(st, 0, nc, 0, fn * g.T, {{{1, 1}, {1, 1}}}));
           rearrange(i, 0, cdiv(g.T - int64_t(i), pack.g));
         }
-        if (first && after) after(0);
+        if (first && after) after();
       }
+    }
+  };
+
+  // 1x1: W[c-tile][f-tile] = transpose of the staged [f][c] block, through PSUM.
+  auto finish_weights = [&](int64_t j) {
+    if (!wnat) return;
+    const int64_t f0 = j * g.FT, fn = std::min(g.FT, g.F - f0);
+    for (const WTile& t : wt) {
+      const Tile ps = psum.next().parts(0, uint32_t(t.nc)).cols(0, uint64_t(fn));
+      k.pe_transpose(ps, wnat->parts(0, uint32_t(fn)).cols(uint64_t(j * g.C + t.c0), uint64_t(t.nc)));
+      copy(t.t.parts(0, uint32_t(t.nc)).cols(uint64_t(f0), uint64_t(fn)), ps);
     }
   };
 
@@ -562,7 +606,7 @@ Conv2dPlan conv2d(Kernel& k, const Dram& x, const Dram& w, const std::optional<D
         const XCopy& pc = cg.copies[0];
         std::pair<int, size_t> key;
         Target tg{};
-        if (g.phases == 1) {
+        if (g.phases == 1 || phase_dma) {
           tg = {&xs[bi % xs.size()][size_t(pc.tile)], pc.part, pc.base, b.geo.IS, false};
           key = {int(bi % xs.size()), size_t(pc.tile)};
         } else {
@@ -594,6 +638,21 @@ Conv2dPlan conv2d(Kernel& k, const Dram& x, const Dram& w, const std::optional<D
       const Target& tg = targets[bi][gi];
       if (!tg.zero) continue;
       const uint32_t nc = uint32_t(L.groups[gi].nc);
+      if (phase_dma) {  // the same four per phase, in phase coordinates
+        for (int64_t a = 0; a < g.sh; ++a)
+          for (int64_t bb = 0; bb < g.sw; ++bb) {
+            const int64_t e = tg.base + (a * g.sw + bb) * b.geo.PS;
+            const int64_t q0 = cdiv(std::max<int64_t>(v0 - a, 0), g.sh), q1 = std::max(q0, cdiv(v1 - a, g.sh));
+            const int64_t qn = cdiv(b.geo.Hb - a, g.sh);  // rows of this phase
+            const int64_t j0 = cdiv(std::max<int64_t>(g.pw - bb, 0), g.sw);
+            const int64_t j1 = std::max(j0, cdiv(g.pw + g.W - bb, g.sw)), jn = cdiv(g.Wp - bb, g.sw);
+            zero(*tg.t, tg.part, nc, e, b.nb, q0 * g.Wq, b.geo.IS);
+            zero(*tg.t, tg.part, nc, e + q1 * g.Wq, b.nb, (qn - q1) * g.Wq, b.geo.IS);
+            zero(*tg.t, tg.part, nc, e, b.nb * b.geo.Hqb, j0, g.Wq);
+            zero(*tg.t, tg.part, nc, e + j1, b.nb * b.geo.Hqb, jn - j1, g.Wq);
+          }
+        continue;
+      }
       zero(*tg.t, tg.part, nc, tg.base, b.nb, v0 * g.Wp, tg.is);                            // pad rows above ...
       zero(*tg.t, tg.part, nc, tg.base + v1 * g.Wp, b.nb, (b.geo.Hb - v1) * g.Wp, tg.is);  // ... and below
       zero(*tg.t, tg.part, nc, tg.base, b.nb * b.geo.Hb, g.pw, g.Wp);                      // left pad columns
@@ -614,7 +673,24 @@ Conv2dPlan conv2d(Kernel& k, const Dram& x, const Dram& w, const std::optional<D
         const Target& tg = targets[bi][gi];
         const Tile& t = *tg.t;
         const uint32_t nc = uint32_t(cg.nc);
-        if (v1 > v0) {
+        if (phase_dma) {
+          // Phase (a, bb) element (q, jj) = x[ih = r0*sh + q*sh + a - ph][iw = jj*sw + bb - pw], for the valid
+          // rows of the chunk: one element per run.
+          for (int64_t a = 0; a < g.sh; ++a) {
+            const int64_t q0 = cdiv(std::max<int64_t>(v0 - a, 0), g.sh), q1 = cdiv(v1 - a, g.sh);
+            if (q1 <= q0) continue;
+            for (int64_t bb = 0; bb < g.sw; ++bb) {
+              const int64_t j0 = cdiv(std::max<int64_t>(g.pw - bb, 0), g.sw), j1 = cdiv(g.pw + g.W - bb, g.sw);
+              if (j1 <= j0) continue;
+              const int64_t ih0 = b.r0 * g.sh + q0 * g.sh + a - g.ph, iw0 = j0 * g.sw + bb - g.pw;
+              for (int64_t i = c.i0; i < c.i0 + c.ni; ++i)
+                dma(sbuf_ap(t, tg.part, nc, tg.base + (a * g.sw + bb) * bg.PS + i * bg.IS + q0 * g.Wq + j0, 1,
+                            {{{j1 - j0, 1}, {q1 - q0, g.Wq}}}),
+                    dram_ap(x, ((b.n0 + i) * g.C + cg.c0) * g.H * g.W + ih0 * g.W + iw0, 1,
+                            {{{j1 - j0, g.sw}, {q1 - q0, g.sh * g.W}, {nc, g.H * g.W}}}));
+            }
+          }
+        } else if (v1 > v0) {
           const int64_t ih0 = b.r0 * g.sh + v0 - g.ph;
           dma(sbuf_ap(t, tg.part, nc, tg.base + c.i0 * tg.is + v0 * g.Wp + g.pw, g.W, {{{v1 - v0, g.Wp}, {c.ni, tg.is}}}),
               dram_ap(x, ((b.n0 + c.i0) * g.C + cg.c0) * g.H * g.W + ih0 * g.W, g.W,
@@ -622,7 +698,7 @@ Conv2dPlan conv2d(Kernel& k, const Dram& x, const Dram& w, const std::optional<D
         }
         const XCopy& pc = cg.copies[0];
         const Tile& xp = slot[size_t(pc.tile)];
-        if (g.phases > 1) {
+        if (g.phases > 1 && !phase_dma) {
           // Phase (a, bb): padded rows p = q*sh + a in [p0, p1), columns j*sw + bb.
           for (int64_t i = c.i0; i < c.i0 + c.ni; ++i)
             for (int64_t a = 0; a < g.sh; ++a) {
@@ -679,9 +755,13 @@ Conv2dPlan conv2d(Kernel& k, const Dram& x, const Dram& w, const std::optional<D
     const auto& slot = xs[bi % xs.size()];
     for (int64_t j = 0; j < ftiles; ++j) {
       const int64_t f0 = j * g.FT, fn = std::min(g.FT, g.F - f0);
+      // The next F tile's weights load while this one computes (band 0 only: W stays resident). 1x1: the
+      // loads were issued up front; the transposes go after this F tile's first pixel tile.
+      if (bi == 0 && !wnat && j + 1 < ftiles) stage_weights(j + 1, {});
       const std::optional<Tile> bcol =
           bias_t ? std::optional<Tile>(bias_t->parts(0, uint32_t(fn)).col(uint64_t(j))) : std::nullopt;
       for (const PixTile& pt : b.tiles) {
+        if (bi == 0 && j + 1 < ftiles && b.tiles.size() > 1 && &pt == &b.tiles[1]) finish_weights(j + 1);
         ++pixel_tiles, max_n = std::max(max_n, pt.n);
         const Tile ps = psum.next().parts(0, uint32_t(fn)).cols(0, uint64_t(pt.n));
         const int64_t pix = pt.i0 * bg.IS + pt.rr0 * g.Wq + pt.c0;
@@ -691,7 +771,8 @@ Conv2dPlan conv2d(Kernel& k, const Dram& x, const Dram& w, const std::optional<D
           const Tile mov = slot[size_t(st.xtile)].parts(0, st.k).cols(uint64_t(st.mv + pix), uint64_t(pt.n));
           k.matmul(ps, stat, mov, s > 0);
         }
-        // Eviction and store in two halves (images, else rows), so the last tile's store starts sooner.
+        // Eviction and store in two halves (by images, else by rows): the first half's store overlaps the
+        // second half's eviction (the last tile's is the job's tail).
         const Tile ot = outr.next().parts(0, uint32_t(fn));
         const int64_t per = pt.nr * pt.cw;
         std::vector<std::array<int64_t, 4>> halves;  // (first image, images, first row, rows)
@@ -730,6 +811,7 @@ Conv2dPlan conv2d(Kernel& k, const Dram& x, const Dram& w, const std::optional<D
           }
         }
       }
+      if (bi == 0 && j + 1 < ftiles && b.tiles.size() == 1) finish_weights(j + 1);
     }
   };
 
@@ -739,12 +821,12 @@ Conv2dPlan conv2d(Kernel& k, const Dram& x, const Dram& w, const std::optional<D
     for (size_t ci = from; ci < bands[bi].chunks.size(); ++ci) load_chunk(bi, ci);
   };
   zero_band(0);
-  load_weights(0, [&](int64_t piece) {
-    if (piece == 0) load_chunk(0, 0);  // the first chunk right behind the first weights
-  });
+  stage_weights(0, [&] { load_chunk(0, 0); });
+  finish_weights(0);
   load_band(0, 1);
   load_bias();  // needed by the first eviction only
-  for (int64_t j = 1; j < ftiles; ++j) load_weights(j, {});
+  if (wnat)
+    for (int64_t j = 1; j < ftiles; ++j) stage_weights(j, {});  // small: all of them now
   for (size_t bi = 0; bi < bands.size(); ++bi) {
     if (bi + 1 < bands.size()) zero_band(bi + 1), load_band(bi + 1, 0);
     compute_band(bi);

@@ -124,6 +124,8 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"trn1", shape(2, 200, 17, 15, 160, 3, 3), opts(2, 2, 1, 1), kBf16},
         // 1x1, C and F not multiples of 128 (3 F tiles), no bias, N = 3 small images batched per tile.
         Case{"trn1", shape(3, 130, 9, 11, 300, 1, 1), opts(1, 1, 0, 0), kNoBias},
+        // 1x1 stride 2 (a ResNet shortcut), 5 pixel tiles x 2 F tiles, bf16 inputs.
+        Case{"trn1", shape(1, 96, 99, 99, 200, 1, 1), opts(2, 2, 0, 0), kBf16},
         // C = 64: two taps per matmul (tap packing), relu, stride 1, pad 1.
         Case{"trn1", shape(2, 64, 21, 19, 96, 3, 3), opts(1, 1, 1, 1, ActFunc::kRelu)},
         // The same without packing (one tap per matmul, k = 64).
