@@ -8,23 +8,26 @@
 //      (casting to bf16), VectorE zeroes the pad rows and columns. With stride (sh, sw) > 1, X holds the
 //      sh * sw polyphase components of the padded image, phase (a, b) = padded[a::sh, b::sw]
 //      (Wq = ceil((W + 2 pw) / sw)): DMA loads the padded rows into a staging tile and VectorE/ScalarE
-//      copy each phase out with a strided view. Either way, tap t = (kh, kw) reads phase
-//      (kh % sh, kw % sw) at row offset kh / sh and column offset kw / sw, so output pixel (oh, ow) of tap
-//      t sits at X[off(t) + oh * Wq + ow]: for a run of output rows, the moving operand of every tap is
-//      ONE CONTIGUOUS slice of X ("flat" implicit GEMM). The Wq - OW columns at the end of each row are
-//      computed too and dropped at eviction (3.4% of the columns for a 56x56 3x3 layer): every matmul
-//      operand is dense, no im2col copies, whatever the stride.
-//   W  the weights once, rearranged to [c][tap][f] (bf16): a DMA lands w[f, c, :, :] as [c][f][tap]
-//      (runs of KH*KW taps), a VectorE/ScalarE copy with a strided view makes each tap's [c][f] block dense.
-//      Stationary of tap t, F tile f: W[c][t][f-tile] (m = F tile <= array columns).
+//      copy each phase out with a strided view (with very few channels, where those copies would use C of
+//      the 128 lanes, DMA gathers the phases from HBM directly, one element per run). Either way, tap
+//      t = (kh, kw) reads phase (kh % sh, kw % sw) at row offset kh / sh and column offset kw / sw, so
+//      output pixel (oh, ow) of tap t sits at X[off(t) + oh * Wq + ow]: for a run of output rows, the
+//      moving operand of every tap is ONE CONTIGUOUS slice of X ("flat" implicit GEMM). The Wq - OW
+//      columns at the end of each row are computed too and dropped at eviction (3.4% of the columns for a
+//      56x56 3x3 layer): every matmul operand is dense, no im2col copies, whatever the stride.
+//   W  the weights once, resident, as [c][tap][f] (bf16): a DMA lands w[f, c, :, :] as [c][f][tap] (runs of
+//      KH*KW taps; f32 3x3: one kernel row per copy, so the first taps arrive after a third of them) and a
+//      VectorE/ScalarE copy per tap makes its [c][f] block dense. 1x1 kernels (runs would be one element):
+//      w rows land as [f][c] and TensorE transposes each block (pe_transpose). Stationary of tap t, F tile
+//      f: W[c][t][f-tile] (m = F tile <= array columns).
 //   PSUM one bank per pixel tile: [F tile partitions][pixels] = NCHW rows (F on partitions, pixels
 //      contiguous), accumulating C tiles x taps matmuls; a pixel tile is whole output rows (or column
 //      chunks of very wide rows), or whole small images batched (several images' X are consecutive, so
 //      the flat slice spans them), up to 512 columns, so that matmuls stream at one column per cycle.
-//   Eviction PSUM -> SBUF by ScalarE (act(x + bias[f]) with the bias as a column) or, for identity/relu,
-//      VectorE (tensor_scalar add bias [, max 0]) — whichever the static estimate says is less loaded —
-//      dropping the garbage columns with a 2-D view; then one store DMA per tile with runs of whole
-//      output rows (NCHW: a tile's pixels are contiguous per f).
+//   Eviction PSUM -> SBUF by ScalarE (activation identity/relu with the bias as a column) or VectorE
+//      (tensor_scalar add bias [, max 0]), whichever the static estimate says is less loaded, dropping the
+//      garbage columns with a 2-D view, in two halves; each half's store DMA has runs of whole output rows
+//      (NCHW: a tile's pixels are contiguous per f).
 //
 // Tap packing (C <= R/2): one matmul contracts over g taps x C channels: the partitions hold g copies of
 // X ("sub-blocks", 32-aligned when C > 32), copy i shifted by -(off(t_i) - off(t_0)) elements, so the
@@ -35,9 +38,11 @@
 // tile instead of 9, each with k = 128 rows instead of 64.
 //
 // Pipelining: the input of a band is loaded in chunks, one per pixel tile (the rows that tile adds), so the
-// first matmuls wait only for the weights and the first chunk; X (and the staging tile) are double
-// buffered across bands, and the next band's loads are emitted before this band's matmuls; PSUM banks (4)
-// and output tiles (3) rotate. kb::Kernel derives every semaphore from the tiles' byte ranges.
+// first matmuls wait only for the first weights and the first chunk; every DMA is spread over all queues
+// (pieces >= 2 KiB), so chunks complete in order; X (and the staging tile) are double buffered across
+// bands, and the next band's loads are emitted before this band's matmuls; the next F tile's weights load
+// one F tile ahead; PSUM banks (4) and output tiles (3) rotate. kb::Kernel derives every semaphore from the
+// tiles' byte ranges.
 #include "tcemu/kb/conv2d.h"
 
 #include <fmt/format.h>
@@ -79,6 +84,7 @@ std::string shape_str(const std::vector<int64_t>& s) {
 struct Geo {
   int64_t N, C, H, W, F, KH, KW, sh, sw, ph, pw, OH, OW, Hp, Wp, Wq, T, phases;
   int64_t R, FT, bank;  // contraction partitions per matmul, F per tile, fp32 columns per PSUM bank
+  int64_t quad;         // VectorE/ScalarE accesses to more partitions start at a multiple of this
   int64_t kh(int64_t t) const { return t / KW; }
   int64_t kw(int64_t t) const { return t % KW; }
   int64_t phase(int64_t t) const { return (kh(t) % sh) * sw + kw(t) % sw; }
@@ -117,7 +123,7 @@ struct Pack {
 Pack make_pack(const Geo& geo, int g) {
   Pack p;
   p.g = g;
-  const int64_t q = 32;
+  const int64_t q = geo.quad;  // sub-blocks are zeroed and rearranged by VectorE/ScalarE: quadrant-aligned
   p.cstride = geo.C <= q ? geo.C : cdiv(geo.C, q) * q;
   p.groups = cdiv(geo.T, g);
   for (int64_t j = 0; j < p.groups; ++j) {
@@ -299,6 +305,7 @@ Conv2dPlan conv2d(Kernel& k, const Dram& x, const Dram& w, const std::optional<D
   g.R = std::min(cfg.rows, cfg.sbuf_partitions);
   g.FT = std::min(cfg.cols, cfg.psum_partitions);
   g.bank = cfg.psum_bank_bytes / 4;
+  g.quad = std::max(cfg.partition_quadrant, 1);
   const std::vector<int64_t> yshape = {g.N, g.F, g.OH, g.OW};
   if (y.shape != yshape || y.dtype != DType::kF32)
     invalid(fmt::format("y '{}' must be f32 {}, got {} {}", y.name, shape_str(yshape), isa::dtype_name(uint64_t(y.dtype)),
@@ -333,7 +340,7 @@ Conv2dPlan conv2d(Kernel& k, const Dram& x, const Dram& w, const std::optional<D
   const double xcopy_bytes = double(g.N * g.C) * double(g.Hp * g.Wp) * 2.0;
   Pack pack = make_pack(g, 1);
   if (o.pack_taps && g.T > 1) {
-    const int64_t cs = g.C <= 32 ? g.C : cdiv(g.C, 32) * 32;
+    const int64_t cs = make_pack(g, 1).cstride;
     const int gmax = int(std::min<int64_t>(g.T, g.C <= g.R ? (g.R - g.C) / cs + 1 : 1));
     auto est = [&](const Pack& p) {
       const double te = double(p.g == 1 ? cdiv(g.C, g.R) * g.T : p.groups) * cols;
