@@ -273,6 +273,39 @@ uint64_t Kernel::sbuf_available() const {
   return cfg_.sbuf_partition_bytes - std::min<uint64_t>(top, cfg_.sbuf_partition_bytes);
 }
 
+int Kernel::buffers_that_fit(int want, uint64_t bytes) const {
+  std::vector<std::pair<uint64_t, uint64_t>> used;
+  for (const Alloc& a : allocs_)
+    if (a.live && a.space == 0) used.push_back({a.off, a.off + a.bytes});
+  std::sort(used.begin(), used.end());
+  uint64_t largest = 0, at = 0;  // the largest 64-aligned free range
+  for (auto [b, e] : used) {
+    if (b > at) largest = std::max(largest, b - at);
+    at = std::max(at, round_up(e, 64));
+  }
+  if (cfg_.sbuf_partition_bytes > at) largest = std::max<uint64_t>(largest, cfg_.sbuf_partition_bytes - at);
+  int b = std::max(want, 1);
+  while (b > 1 && uint64_t(b) * bytes > largest) --b;
+  return b;
+}
+
+QueueSets split_queues(const DeviceConfig& cfg, uint64_t load_bytes, uint64_t store_bytes) {
+  QueueSets q;
+  const int n = cfg.dma_queues;
+  if (n < 2) {
+    q.load = q.store = q.all = {0};
+    return q;
+  }
+  const double share = double(load_bytes) / double(std::max<uint64_t>(load_bytes + store_bytes, 1));
+  const int nl = std::clamp(int(std::lround(double(n) * share)), 1, n - 1);
+  for (int i = 0; i < n; ++i) (i < nl ? q.load : q.store).push_back(i), q.all.push_back(i);
+  return q;
+}
+
+DmaOpts spread(const std::vector<int>& queues, uint64_t bytes) {
+  return DmaOpts{queues, int(std::clamp<uint64_t>(bytes / 2048, 1, queues.size()))};
+}
+
 Kernel::Scope::Scope(Kernel& k) : k_(k), mark_(k.allocs_.size()) {}
 Kernel::Scope::~Scope() {
   for (size_t i = mark_; i < k_.allocs_.size(); ++i) k_.allocs_[i].live = false;

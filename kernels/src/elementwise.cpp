@@ -34,44 +34,9 @@ namespace tcemu::kb {
 
 namespace {
 
-// DMA queues for a stream of tiles: loads on the first queues, stores on the others, in proportion to their
-// bytes (at least one each); `all` for copies that no copy of the other kind waits behind.
-struct Queues {
-  std::vector<int> load, store, all;
-};
-Queues split_queues(const DeviceConfig& cfg, uint64_t load_bytes, uint64_t store_bytes) {
-  Queues q;
-  const int n = cfg.dma_queues;
-  if (n < 2) {
-    q.load = q.store = q.all = {0};
-    return q;
-  }
-  const int nl = std::clamp(int(std::lround(double(n) * double(load_bytes) / double(load_bytes + store_bytes))), 1, n - 1);
-  for (int i = 0; i < n; ++i) (i < nl ? q.load : q.store).push_back(i), q.all.push_back(i);
-  return q;
-}
 
-// A copy of `bytes` split over `queues` in pieces of at least 2 KiB.
-DmaOpts spread(const std::vector<int>& queues, uint64_t bytes) {
-  return DmaOpts{queues, int(std::clamp<uint64_t>(bytes / 2048, 1, queues.size()))};
-}
 
-uint64_t round64(uint64_t b) { return (b + 63) / 64 * 64; }
 
-// The most buffers, up to `want`, of `bytes` per partition that fit next to the live tiles (probed with one
-// allocation, released at once); at least 1, whose real allocation then reports what does not fit.
-int fit_buffers(Kernel& k, int want, uint32_t np, uint64_t bytes) {
-  for (int b = want; b > 1; --b) {
-    try {
-      const Tile t = k.sbuf("elementwise.probe", isa::DType::kBf16, np, ceil_div(uint64_t(b) * bytes, 2));
-      k.release(t);
-      return b;
-    } catch (const Error& e) {
-      if (e.code() != ErrorCode::kCapacity) throw;
-    }
-  }
-  return 1;
-}
 
 bool float_dtype(const Dram& t) { return t.dtype == isa::DType::kF32 || t.dtype == isa::DType::kBf16; }
 
@@ -88,15 +53,15 @@ void stream(Kernel& k, const std::string& what, const std::vector<const Dram*>& 
   int out_in = -1;
   for (size_t i = 0; i < in.size() && out_in < 0; ++i)
     if (in[i]->dtype == isa::DType::kF32) out_in = int(i);
-  uint64_t per_buf = out_in < 0 ? round64(F * 4) : 0, load_bytes = 0;
-  for (const Dram* d : in) per_buf += round64(F * elem_bytes(d->dtype)), load_bytes += F * elem_bytes(d->dtype);
-  const int bufs = want_bufs ? want_bufs : fit_buffers(k, 4, np, per_buf);
+  uint64_t per_buf = out_in < 0 ? round_up(F * 4, 64) : 0, load_bytes = 0;
+  for (const Dram* d : in) per_buf += round_up(F * elem_bytes(d->dtype), 64), load_bytes += F * elem_bytes(d->dtype);
+  const int bufs = want_bufs ? want_bufs : k.buffers_that_fit(4, per_buf);
   std::vector<Ring> rings;
   for (size_t i = 0; i < in.size(); ++i)
     rings.emplace_back(k, fmt::format("{}.{}", what, in[i]->name), isa::Space::kSbuf, in[i]->dtype, np, F, bufs);
   std::optional<Ring> outs;
   if (out_in < 0) outs.emplace(k, what + ".y", isa::Space::kSbuf, isa::DType::kF32, np, F, bufs);
-  const Queues q = split_queues(cfg, load_bytes, F * elem_bytes(y.dtype));
+  const QueueSets q = split_queues(cfg, load_bytes, F * elem_bytes(y.dtype));
 
   const uint64_t chunks = ceil_div(E, P * F);
   const uint64_t lag = bufs > 1 ? 1 : 0;  // the store of chunk i after the loads of chunk i+1

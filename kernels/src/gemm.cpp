@@ -31,12 +31,6 @@
 
 namespace tcemu::kb {
 
-namespace {
-
-uint64_t round_up(uint64_t a, uint64_t b) { return ceil_div(a, b) * b; }
-
-}  // namespace
-
 void gemm(Kernel& k, const Dram& a, const Dram& b, const Dram& c, const GemmOptions& o) {
   if (a.shape.size() != 2 || b.shape.size() != 2 || c.shape.size() != 2 ||
       c.shape[0] != (o.a_transposed ? a.shape[1] : a.shape[0]) || c.shape[1] != b.shape[1])

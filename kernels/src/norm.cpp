@@ -40,50 +40,10 @@ namespace tcemu::kb {
 
 namespace {
 
-// DMA queues for a stream of tiles: loads on the first queues, stores on the others, in proportion to their
-// bytes (at least one each); `all` for copies that no copy of the other kind waits behind.
-struct Queues {
-  std::vector<int> load, store, all;
-};
-Queues split_queues(const DeviceConfig& cfg, uint64_t load_bytes, uint64_t store_bytes) {
-  Queues q;
-  const int n = cfg.dma_queues;
-  if (n < 2) {
-    q.load = q.store = q.all = {0};
-    return q;
-  }
-  const int nl = std::clamp(int(std::lround(double(n) * double(load_bytes) / double(load_bytes + store_bytes))), 1, n - 1);
-  for (int i = 0; i < n; ++i) (i < nl ? q.load : q.store).push_back(i), q.all.push_back(i);
-  return q;
-}
 
-// A copy of `bytes` split over `queues` in pieces of at least 2 KiB.
-DmaOpts spread(const std::vector<int>& queues, uint64_t bytes) {
-  return DmaOpts{queues, int(std::clamp<uint64_t>(bytes / 2048, 1, queues.size()))};
-}
 
-ActOpts act(Scalar scale, std::optional<Tile> bias = std::nullopt, std::optional<Tile> acc = std::nullopt) {
-  ActOpts a;
-  a.scale = scale, a.bias = bias, a.acc = acc;
-  return a;
-}
 
-uint64_t round64(uint64_t b) { return (b + 63) / 64 * 64; }
 
-// The most buffers, up to `want`, of `bytes` per partition that fit next to the live tiles (probed with one
-// allocation, released at once); at least 1, whose real allocation then reports what does not fit.
-int fit_buffers(Kernel& k, int want, uint32_t np, uint64_t bytes) {
-  for (int b = want; b > 1; --b) {
-    try {
-      const Tile t = k.sbuf("norm.probe", isa::DType::kBf16, np, ceil_div(uint64_t(b) * bytes, 2));
-      k.release(t);
-      return b;
-    } catch (const Error& e) {
-      if (e.code() != ErrorCode::kCapacity) throw;
-    }
-  }
-  return 1;
-}
 
 void norm_rows(Kernel& k, const char* what, const Dram& x, const Dram& gamma, const Dram* beta, const Dram& y,
                const NormOptions& o) {
@@ -108,7 +68,7 @@ void norm_rows(Kernel& k, const char* what, const Dram& x, const Dram& gamma, co
   const std::string nm = what;
   const uint64_t P = uint64_t(cfg.sbuf_partitions);
   const uint32_t np = uint32_t(std::min(R, P));
-  const Queues q = split_queues(cfg, D * elem_bytes(x.dtype), D * elem_bytes(y.dtype));
+  const QueueSets q = split_queues(cfg, D * elem_bytes(x.dtype), D * elem_bytes(y.dtype));
 
   // Once: gamma, beta on every partition (loaded after the first x tiles: see below); the eps column; the
   // junk column of the sum passes.
@@ -120,8 +80,8 @@ void norm_rows(Kernel& k, const char* what, const Dram& x, const Dram& gamma, co
   k.memset(eps, o.eps);
 
   const bool in_place = x.dtype == isa::DType::kF32;
-  const uint64_t per_buf = round64(D * elem_bytes(x.dtype)) + (in_place ? 0 : round64(D * 4)) + 64;
-  const int bufs = o.bufs ? o.bufs : fit_buffers(k, 4, np, per_buf);
+  const uint64_t per_buf = round_up(D * elem_bytes(x.dtype), 64) + (in_place ? 0 : round_up(D * 4, 64)) + 64;
+  const int bufs = o.bufs ? o.bufs : k.buffers_that_fit(4, per_buf);
   Ring xs(k, nm + ".x", isa::Space::kSbuf, x.dtype, np, D, bufs);
   std::optional<Ring> ys;
   if (!in_place) ys.emplace(k, nm + ".y", isa::Space::kSbuf, isa::DType::kF32, np, D, bufs);
@@ -142,17 +102,17 @@ void norm_rows(Kernel& k, const char* what, const Dram& x, const Dram& gamma, co
     const Tile rstd = s.col(3);
     if (beta) {
       const Tile sum = s.col(0), nmean = s.col(1), ss = s.col(2), nmr = s.col(4);
-      k.activation(j, xt, isa::ActFunc::kIdentity, act(1.0f, std::nullopt, sum));
-      k.activation(nmean, sum, isa::ActFunc::kIdentity, act(-inv_d));
-      k.activation(j, xt, isa::ActFunc::kSquare, act(1.0f, nmean, ss));
-      k.activation(rstd, ss, isa::ActFunc::kRsqrt, act(inv_d, eps.parts(0, n)));
-      k.activation(nmr, nmean, isa::ActFunc::kIdentity, act(rstd));
-      k.activation(yt, xt, isa::ActFunc::kIdentity, act(rstd, nmr));
+      k.activation(j, xt, isa::ActFunc::kIdentity, ActOpts(1.0f, std::nullopt, sum));
+      k.activation(nmean, sum, isa::ActFunc::kIdentity, ActOpts(-inv_d));
+      k.activation(j, xt, isa::ActFunc::kSquare, ActOpts(1.0f, nmean, ss));
+      k.activation(rstd, ss, isa::ActFunc::kRsqrt, ActOpts(inv_d, eps.parts(0, n)));
+      k.activation(nmr, nmean, isa::ActFunc::kIdentity, ActOpts(rstd));
+      k.activation(yt, xt, isa::ActFunc::kIdentity, ActOpts(rstd, nmr));
     } else {
       const Tile ss = s.col(2);
-      k.activation(j, xt, isa::ActFunc::kSquare, act(1.0f, std::nullopt, ss));
-      k.activation(rstd, ss, isa::ActFunc::kRsqrt, act(inv_d, eps.parts(0, n)));
-      k.activation(yt, xt, isa::ActFunc::kIdentity, act(rstd));
+      k.activation(j, xt, isa::ActFunc::kSquare, ActOpts(1.0f, std::nullopt, ss));
+      k.activation(rstd, ss, isa::ActFunc::kRsqrt, ActOpts(inv_d, eps.parts(0, n)));
+      k.activation(yt, xt, isa::ActFunc::kIdentity, ActOpts(rstd));
     }
   };
   // Stage B: gamma (and beta) on VectorE, store.

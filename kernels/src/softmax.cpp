@@ -38,54 +38,10 @@ namespace tcemu::kb {
 
 namespace {
 
-// DMA queues for a stream of tiles: loads on the first queues, stores on the others, in proportion to
-// their bytes (at least one each); `all` for copies that no copy of the other kind waits behind. A queue
-// runs its copies in order, so a load queued behind a store that waits for the compute would wait too;
-// with separate queues loads run ahead as far as the buffers allow. HBM (290 B/cycle on trn1) needs about
-// 16 queues (19 B/cycle each) moving at once.
-struct Queues {
-  std::vector<int> load, store, all;
-};
-Queues split_queues(const DeviceConfig& cfg, uint64_t load_bytes, uint64_t store_bytes) {
-  Queues q;
-  const int n = cfg.dma_queues;
-  if (n < 2) {
-    q.load = q.store = q.all = {0};
-    return q;
-  }
-  const int nl = std::clamp(int(std::lround(double(n) * double(load_bytes) / double(load_bytes + store_bytes))), 1, n - 1);
-  for (int i = 0; i < n; ++i) (i < nl ? q.load : q.store).push_back(i), q.all.push_back(i);
-  return q;
-}
 
-// A copy of `bytes` split over `queues`, in pieces of at least 2 KiB (the 64-cycle start latency of a piece
-// stays under half its transfer time).
-DmaOpts spread(const std::vector<int>& queues, uint64_t bytes) {
-  return DmaOpts{queues, int(std::clamp<uint64_t>(bytes / 2048, 1, queues.size()))};
-}
 
-ActOpts act(Scalar scale, std::optional<Tile> bias = std::nullopt, std::optional<Tile> acc = std::nullopt) {
-  ActOpts a;
-  a.scale = scale, a.bias = bias, a.acc = acc;
-  return a;
-}
 
-uint64_t round64(uint64_t b) { return (b + 63) / 64 * 64; }
 
-// The most buffers, up to `want`, of `bytes` per partition that fit next to the live tiles (probed with one
-// allocation, released at once); at least 1, whose real allocation then reports what does not fit.
-int fit_buffers(Kernel& k, int want, uint32_t np, uint64_t bytes) {
-  for (int b = want; b > 1; --b) {
-    try {
-      const Tile t = k.sbuf("softmax.probe", isa::DType::kBf16, np, ceil_div(uint64_t(b) * bytes, 2));
-      k.release(t);
-      return b;
-    } catch (const Error& e) {
-      if (e.code() != ErrorCode::kCapacity) throw;
-    }
-  }
-  return 1;
-}
 
 }  // namespace
 
@@ -107,14 +63,14 @@ void softmax(Kernel& k, const Dram& x, const Dram& y, const SoftmaxOptions& o) {
   const uint64_t P = uint64_t(cfg.sbuf_partitions);
   const uint32_t np = uint32_t(std::min(R, P));
   const bool in_place = x.dtype == isa::DType::kF32;
-  const uint64_t per_buf = round64(C * elem_bytes(x.dtype)) + (in_place ? 0 : round64(C * 4)) + 64;
-  const int bufs = o.bufs ? o.bufs : fit_buffers(k, 4, np, per_buf);
+  const uint64_t per_buf = round_up(C * elem_bytes(x.dtype), 64) + (in_place ? 0 : round_up(C * 4, 64)) + 64;
+  const int bufs = o.bufs ? o.bufs : k.buffers_that_fit(4, per_buf);
   Ring xs(k, "softmax.x", isa::Space::kSbuf, x.dtype, np, C, bufs);
   std::optional<Ring> ys;
   if (!in_place) ys.emplace(k, "softmax.y", isa::Space::kSbuf, isa::DType::kF32, np, C, bufs);
   Ring stats(k, "softmax.stats", isa::Space::kSbuf, isa::DType::kF32, np, 3, bufs);  // max, -max, sum
 
-  const Queues q = split_queues(cfg, C * elem_bytes(x.dtype), C * elem_bytes(y.dtype));
+  const QueueSets q = split_queues(cfg, C * elem_bytes(x.dtype), C * elem_bytes(y.dtype));
   const uint64_t tiles = ceil_div(R, P);
   // Stage B of tile i after stage A of tile i+1 (which uses another buffer); with one buffer, in order.
   const uint64_t lag = bufs > 1 ? 1 : 0;
@@ -128,8 +84,8 @@ void softmax(Kernel& k, const Dram& x, const Dram& y, const SoftmaxOptions& o) {
     const Tile xt = x_tile(i), yt = y_tile(i), s = st(i);
     k.dma(xt.ap(), x.rows(i * P, rows(i), 0, C), spread(stored ? q.load : q.all, xt.ap().bytes()));
     k.tensor_reduce(s.col(0), xt, isa::AluOp::kMax);
-    k.activation(s.col(1), s.col(0), isa::ActFunc::kIdentity, act(-1.0f));
-    k.activation(yt, xt, isa::ActFunc::kExp, act(1.0f, s.col(1), s.col(2)));
+    k.activation(s.col(1), s.col(0), isa::ActFunc::kIdentity, ActOpts(-1.0f));
+    k.activation(yt, xt, isa::ActFunc::kExp, ActOpts(1.0f, s.col(1), s.col(2)));
   };
   // Stage B: normalise, store.
   auto stage_b = [&](uint64_t i) {

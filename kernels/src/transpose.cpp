@@ -37,44 +37,9 @@ namespace tcemu::kb {
 
 namespace {
 
-// DMA queues for a stream of tiles: loads on the first queues, stores on the others, in proportion to their
-// bytes (at least one each); `all` for copies that no copy of the other kind waits behind.
-struct Queues {
-  std::vector<int> load, store, all;
-};
-Queues split_queues(const DeviceConfig& cfg, uint64_t load_bytes, uint64_t store_bytes) {
-  Queues q;
-  const int n = cfg.dma_queues;
-  if (n < 2) {
-    q.load = q.store = q.all = {0};
-    return q;
-  }
-  const int nl = std::clamp(int(std::lround(double(n) * double(load_bytes) / double(load_bytes + store_bytes))), 1, n - 1);
-  for (int i = 0; i < n; ++i) (i < nl ? q.load : q.store).push_back(i), q.all.push_back(i);
-  return q;
-}
 
-// A copy of `bytes` split over `queues` in pieces of at least 2 KiB.
-DmaOpts spread(const std::vector<int>& queues, uint64_t bytes) {
-  return DmaOpts{queues, int(std::clamp<uint64_t>(bytes / 2048, 1, queues.size()))};
-}
 
-uint64_t round_up(uint64_t a, uint64_t b) { return ceil_div(a, b) * b; }
 
-// The most buffers, up to `want`, of `bytes` per partition that fit next to the live tiles (probed with one
-// allocation, released at once); at least 1, whose real allocation then reports what does not fit.
-int fit_buffers(Kernel& k, int want, uint32_t np, uint64_t bytes) {
-  for (int b = want; b > 1; --b) {
-    try {
-      const Tile t = k.sbuf("transpose.probe", isa::DType::kBf16, np, ceil_div(uint64_t(b) * bytes, 2));
-      k.release(t);
-      return b;
-    } catch (const Error& e) {
-      if (e.code() != ErrorCode::kCapacity) throw;
-    }
-  }
-  return 1;
-}
 
 // An SBUF side of a DMA: runs of `run` elements from element e of partition p of t; dims (count, byte
 // stride), innermost first.
@@ -119,10 +84,10 @@ void vector_route(Kernel& k, const Dram& x, const Dram& y, int want_bufs) {
   const uint64_t P = uint64_t(cfg.sbuf_partitions), B = std::min<uint64_t>(uint64_t(cfg.partition_quadrant), P);
   const uint64_t W = tile_width(R, C, P, B, 256, 8192 / e);
   const uint32_t np = uint32_t(round_up(std::min(C, P), B));
-  const int bufs = want_bufs ? want_bufs : fit_buffers(k, 4, np, W * e);
+  const int bufs = want_bufs ? want_bufs : k.buffers_that_fit(4, W * e);
   Ring ring(k, "transpose.tile", isa::Space::kSbuf, x.dtype, np, W, bufs);
   const uint64_t pb = ring[0].partition_bytes;
-  const Queues q = split_queues(cfg, 1, 1);
+  const QueueSets q = split_queues(cfg, 1, 1);
   bool stored = false;  // from the first store on, loads keep off the store queues
   run_tiles(
       y_tiles(R, C, P, W), bufs,
@@ -160,12 +125,12 @@ void tensor_route(Kernel& k, const Dram& x, const Dram& y, int want_bufs) {
   // Two PSUM banks per tile (half of trn1's PSUM for the two buffers), whole blocks of K.
   const uint64_t W = tile_width(R, C, M, K, K, std::max<uint64_t>(2 * bank / K, 1) * K);
   const uint64_t blocks = W / K;
-  const int bufs = want_bufs ? want_bufs : fit_buffers(k, 4, uint32_t(std::max(K, M)), blocks * M * 2 + W * 2 + 128);
+  const int bufs = want_bufs ? want_bufs : k.buffers_that_fit(4, blocks * M * 2 + W * 2 + 128);
   Ring in(k, "transpose.in", isa::Space::kSbuf, isa::DType::kBf16, uint32_t(K), blocks * M, bufs);
   Ring out(k, "transpose.out", isa::Space::kSbuf, isa::DType::kBf16, uint32_t(M), W, bufs);
   Ring acc(k, "transpose.psum", isa::Space::kPsum, isa::DType::kF32, uint32_t(M), W, 2);
   const uint64_t pb = in[0].partition_bytes;
-  const Queues q = split_queues(cfg, 1, 1);
+  const QueueSets q = split_queues(cfg, 1, 1);
   bool stored = false;  // from the first store on, loads keep off the store queues
   run_tiles(
       y_tiles(R, C, M, W), bufs,

@@ -101,10 +101,24 @@ struct DmaOpts {
 };
 
 struct ActOpts {
-  Scalar scale = 1.0f;
+  ActOpts(Scalar s = 1.0f, std::optional<Tile> b = std::nullopt, std::optional<Tile> a = std::nullopt)  // NOLINT
+      : scale(std::move(s)), bias(std::move(b)), acc(std::move(a)) {}
+  Scalar scale;
   std::optional<Tile> bias;  // column, added after the scale
   std::optional<Tile> acc;   // column receiving the per-partition sum of the outputs
 };
+
+// DMA queues for a stream of tiles: loads on the first queues, stores on the others, in proportion to their
+// bytes (at least one each); `all` for copies that no copy of the other kind waits behind. A queue runs its
+// copies in order, so a load queued behind a store that waits for compute would wait too; with separate
+// queues the loads run ahead as far as the buffers allow.
+struct QueueSets {
+  std::vector<int> load, store, all;
+};
+QueueSets split_queues(const DeviceConfig& cfg, uint64_t load_bytes, uint64_t store_bytes);
+// A copy of `bytes` split over `queues` in pieces of at least 2 KiB (a piece's 64-cycle start latency stays
+// under half its transfer time).
+DmaOpts spread(const std::vector<int>& queues, uint64_t bytes);
 
 class Kernel {
  public:
@@ -141,6 +155,9 @@ class Kernel {
     size_t mark_;
   };
   uint64_t sbuf_available() const;  // bytes per partition above the highest live SBUF tile
+  // The most buffers, up to `want` (at least 1), of `bytes` per partition each that fit together in one
+  // free SBUF range next to the live tiles. With 1 the real allocation reports what does not fit.
+  int buffers_that_fit(int want, uint64_t bytes) const;
   uint64_t sbuf_peak_bytes() const { return peak_[0]; }  // per partition
   uint64_t psum_peak_bytes() const { return peak_[1]; }
 
@@ -221,5 +238,6 @@ inline void for_chunks(uint64_t total, uint64_t chunk, const std::function<void(
   for (uint64_t i = 0, s = 0; s < total; ++i, s += chunk) fn(i, s, std::min(chunk, total - s));
 }
 inline uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
+inline uint64_t round_up(uint64_t a, uint64_t b) { return ceil_div(a, b) * b; }
 
 }  // namespace tcemu::kb
