@@ -2,10 +2,10 @@
 // fp64 reference (ref::conv2d on the bf16-rounded inputs), within the bound derived in docs/kernels.md,
 // "conv2d": |y - ref| <= gamma(d) * ref::conv2d_abs + n_add * 2^-126, d = max_k + matmuls per tile
 // (roundings one product can meet: the array's column sum, the PSUM accumulations, the bias add).
-// Shapes: 1x1 and 3x3 (and 7x7, 2x5) kernels, stride 2 and asymmetric strides, padding, C and F not
-// multiples of 128 and larger than 128, N > 1, odd sizes, tap packing for small C (with gap partitions),
-// batched small images, row bands (an image too large for SBUF), column tiles (rows wider than a PSUM
-// bank); mostly trn1 with the fast tensor engine, two small shapes on tc1-16 in lockstep (RTL checked
+// Shapes: 1x1 and 3x3 (and 7x7, 5x5, 3x5, 2x5) kernels, stride 2 and asymmetric strides, padding, C and F
+// not multiples of 128 and larger than 128, N > 1, odd sizes, tap packing for small C (with gap partitions),
+// batched small images, row bands (images too large for SBUF, stride 1 and 2), column tiles (rows wider
+// than a PSUM bank), polyphase X by copies and by DMA; mostly trn1 with the fast tensor engine, two small shapes on tc1-16 in lockstep (RTL checked
 // against the fast model every cycle). Also: a perturbed output is caught, capacity and shape errors at
 // build time, and the trn1 profile of a ResNet layer (cycles, TensorE utilisation, bounding engine).
 #include <gtest/gtest.h>
@@ -140,6 +140,12 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"trn1", shape(1, 4, 400, 403, 8, 3, 3), opts(1, 1, 1, 1)},
         // Rows wider than a PSUM bank: column tiles; stride 1 x 2, no packing.
         Case{"trn1", shape(1, 5, 6, 1100, 9, 3, 3), opts(1, 2, 1, 0, ActFunc::kIdentity, false)},
+        // Stride 2 over row bands: through the staging tile (C = 16 packs 3 taps), and with the phases gathered
+        // by DMA (C = 2); stride 2 over column tiles; 5x5 with stride (3, 2), N = 3, relu.
+        Case{"trn1", shape(1, 16, 300, 301, 8, 3, 3), opts(2, 2, 1, 1)},
+        Case{"trn1", shape(2, 2, 600, 500, 5, 3, 3), opts(2, 2, 1, 1)},
+        Case{"trn1", shape(1, 6, 5, 2100, 4, 3, 5), opts(2, 2, 1, 2)},
+        Case{"trn1", shape(3, 40, 30, 30, 20, 5, 5), opts(3, 2, 2, 1, ActFunc::kRelu)},
         // tc1-16 (16x16 array) in lockstep: 2 c-tiles, 2 F tiles, pad 1; and packing with stride 2.
         Case{"tc1-16", shape(2, 20, 7, 6, 18, 3, 3), opts(1, 1, 1, 1), kF32, TensorEngineKind::kLockstep},
         Case{"tc1-16", shape(1, 5, 9, 8, 6, 3, 3), opts(2, 2, 1, 1, ActFunc::kRelu), kF32,
