@@ -27,18 +27,30 @@
 // costs it S cycles and the block moves use the DMA queues; VectorE and ScalarE then carry about
 // 2 S + 250 cycles each per tile against TensorE's 2 S, and bound the kernel.
 //
-// Long sequences: the scores of a tile stay in PSUM for the whole row ("resident", several banks when
-// Sk > NB, up to four tiles' rows in flight when they fit) as long as they fit beside the oT accumulators;
-// otherwise ("recompute") the row is processed in bank-sized chunks twice: pass 1 computes each chunk's max,
-// pass 2 recomputes the chunk's scores and takes exp with the row max (no online rescaling of oT, which in
-// this layout would scale each free element differently). Recomputing costs TensorE S more cycles per tile,
-// the same as copying the scores out of PSUM would cost VectorE or ScalarE.
+// Rows longer than a PSUM bank (Sk > NB). The softmax needs the row's max before its exps, so the scores of
+// a tile must be held (or computed twice). Plans, best first, the first whose buffers fit:
+//   kRows       the row as one PSUM tile over ceil(Sk / NB) banks, up to four rows in flight (at least two):
+//               one max and one exp instruction per row;
+//   kBanks      a ring of single banks (more than a row's worth), each row's chunks taken in turn, a max and
+//               an exp per chunk (the next row's first chunks are computed while this row's last ones are
+//               still read; the chunks' maxima and sums are combined in SBUF columns);
+//   kRows x 1   one row in flight (QK^T of the next row waits for this row's exps);
+//   kRecompute  bank-sized chunks computed twice: pass 1 for each chunk's max, pass 2 again for its exp
+//               with the row max. It costs TensorE S more cycles per tile, as copying the scores out of PSUM
+//               would cost VectorE or ScalarE; an online (flash) softmax would rescale oT, which in this
+//               layout is a different factor per free element (queries), not a per-partition scalar.
+// trn1 (8 banks, two for the oT accumulators): kRows with two or more rows up to Sk = 1536, kBanks up to
+// 2560, one row up to 3072, recompute beyond (up to the SBUF limit, about 7000 keys).
 //
 // Pipelining: the stages are emitted skewed (A runs up to four tiles ahead, B one tile ahead of C), in the
 // order each in-order engine should run them (ScalarE: norm(u), exp(u+1); VectorE: max(u+1), transpose(u));
-// every buffer is a ring and the builder turns reuse into semaphore waits. q, k and v of the next head load
-// while this head is processed. Causal: every other head runs its tiles backwards (row lengths stay similar
-// from one tile to the next, so the two engines' halves of neighbouring tiles stay balanced).
+// every buffer is a ring and the builder turns reuse into semaphore waits, but program order is the meaning:
+// a slot is reused only after its last reader has been emitted. q, k and v load up to two heads ahead.
+// When fewer than two rows of scores can be ahead, a group's PV matmuls are emitted in slices of key
+// blocks, one per following tile, so that TensorE interleaves them with the next tiles' QK^T instead of
+// holding those behind the whole PV (the vector engines would wait). Causal: every other head runs its
+// tiles backwards (row lengths stay similar from one tile to the next, so the two engines' halves of
+// neighbouring tiles stay balanced).
 #include "tcemu/kb/attention.h"
 
 #include <fmt/format.h>
@@ -46,6 +58,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <deque>
 #include <limits>
 #include <optional>
@@ -66,11 +79,23 @@ uint64_t round_up(uint64_t a, uint64_t b) { return ceil_div(a, b) * b; }
 
 constexpr size_t kEvacDelay = 3;
 
+// Where a tile's scores live (see the top of the file).
+enum class Scores {
+  kRows,       // a PSUM tile per row (several banks when Sk > NB), a ring of score_bufs rows
+  kBanks,      // a ring of score_bufs single banks, a row's chunks taken in turn; each chunk reduced separately
+  kRecompute,  // a ring of score_bufs banks, the row's chunks computed twice (max, then exp)
+};
+
 struct Plan {
-  uint64_t G = 1;        // query tiles per PV group
-  int head_bufs = 2;     // q/k/v ring depth (2: the next head loads while this one runs)
-  bool resident = true;  // whole score rows in PSUM
-  int score_bufs = 2;    // score rows (resident) or bank chunks (recompute) in flight
+  uint64_t G = 1;     // query tiles per PV group
+  int head_bufs = 2;  // q/k/v ring depth (2: the next head loads while this one runs)
+  Scores scores = Scores::kRows;
+  int score_bufs = 2;  // rows (kRows) or banks in the ring
+};
+
+struct Chunk {
+  Tile view;  // nq partitions x len scores in PSUM
+  uint64_t kb0, len;
 };
 
 struct Unit {
@@ -130,12 +155,19 @@ class Attention {
     std::vector<Plan> plans;
     uint64_t G0 = NB_ / QT_;
     while (G0 > 1 && G0 / 2 >= nqt_) G0 /= 2;
+    // Scores: whole rows with at least two in flight; else a ring of banks holding at least a row (the next
+    // row's first chunks are computed while this row's last ones are still read); else one row; else
+    // recompute.
+    const int nch = int(ceil_div(Sk_, NB_));
     for (uint64_t G = G0; G >= 1; G /= 2)
-      for (int hb : {2, 1}) {
-        if (hb == 2 && H_ == 1) continue;
-        for (int nsb : {4, 3, 2, 1}) plans.push_back({G, hb, true, nsb});
-        plans.push_back({G, hb, false, 2});
-        plans.push_back({G, hb, false, 1});
+      for (int hb : {3, 2, 1}) {
+        if (uint64_t(hb) > H_) continue;
+        for (int nsb : {4, 3, 2}) plans.push_back({G, hb, Scores::kRows, nsb});
+        if (nch > 1)
+          for (int banks = cfg_.psum_banks; banks > nch; --banks) plans.push_back({G, hb, Scores::kBanks, banks});
+        plans.push_back({G, hb, Scores::kRows, 1});
+        plans.push_back({G, hb, Scores::kRecompute, 2});
+        plans.push_back({G, hb, Scores::kRecompute, 1});
       }
     for (size_t i = 0;; ++i) {
       Kernel::Scope scope(k_);
@@ -180,10 +212,13 @@ class Attention {
     const bool vdma = o_.transpose == AttentionTranspose::kVectorDma;
     reset();
     // PSUM first (multi-bank score rows need whole banks), then SBUF.
-    if (p.resident)
-      s_.emplace(k_, "attn_scores", Space::kPsum, DType::kF32, QT_, Sk_, p.score_bufs);
-    else
-      s_.emplace(k_, "attn_scores", Space::kPsum, DType::kF32, QT_, NB_, p.score_bufs);
+    s_.emplace(k_, "attn_scores", Space::kPsum, DType::kF32, QT_, p.scores == Scores::kRows ? Sk_ : NB_, p.score_bufs);
+    chunks_.assign(units_.size(), {});
+    rows_ahead_ = p.scores == Scores::kRows    ? uint64_t(p.score_bufs)
+                  : p.scores == Scores::kBanks ? uint64_t(p.score_bufs) / ceil_div(Sk_, NB_)
+                                               : 0;
+    owner_.assign(size_t(p.score_bufs), SIZE_MAX);
+    cursor_ = 0;
     oacc_.emplace(k_, "attn_oacc", Space::kPsum, DType::kF32, DC_, dc_ * QG_, 2);
     if (!vdma) psT_.emplace(k_, "attn_pT_psum", Space::kPsum, DType::kF32, KB_, NB_, 2);
     const uint32_t dp = uint32_t(std::min(dh_, DC_));
@@ -260,44 +295,71 @@ class Attention {
     }
   }
 
-  void stage_a(size_t i) {
-    const Unit& u = units_[i];
-    if (p_.resident) qk(u, (*s_)[i].parts(0, uint32_t(u.nq)), 0, u.sv);
+  // Whether A(i) may take its score buffers: their previous users' B (the last readers) must have been
+  // emitted (program order is the meaning).
+  bool scores_free(size_t i, size_t next_b) const {
+    if (p_.scores == Scores::kRecompute) return true;
+    const size_t n = p_.scores == Scores::kRows ? 1 : size_t(ceil_div(units_[i].sv, NB_));
+    for (size_t j = 0; j < n; ++j) {
+      const size_t o = owner_[(cursor_ + j) % owner_.size()];
+      if (o != SIZE_MAX && o >= next_b) return false;
+    }
+    return true;
   }
 
-  // Row statistics and exp: E = exp(scale * S - scale * m), l = sum E, r = 1 / l (stats columns 0..3).
+  // A: the scores of unit i into its buffers (kRows: one row; kBanks: one bank per chunk of NB keys).
+  void stage_a(size_t i) {
+    const Unit& u = units_[i];
+    const uint32_t nq = uint32_t(u.nq);
+    if (p_.scores == Scores::kRecompute) return;
+    const uint64_t step = p_.scores == Scores::kRows ? u.sv : NB_;
+    for (uint64_t kb0 = 0; kb0 < u.sv; kb0 += step) {
+      const uint64_t len = std::min(step, u.sv - kb0);
+      owner_[cursor_ % owner_.size()] = i;
+      const Tile view = (*s_)[cursor_++].parts(0, nq).cols(0, len);
+      qk(u, view, kb0, len);
+      chunks_[i].push_back({view, kb0, len});
+    }
+  }
+
+  // B: row statistics and exp: E = exp(scale * S - scale * m), l = sum E, r = 1 / l (stats columns 0..3;
+  // per-chunk maxima and sums from column 4 when the row has several chunks).
   void stage_b(size_t i) {
     const Unit& u = units_[i];
     const uint32_t nq = uint32_t(u.nq);
     const Tile st = (*st_)[i].parts(0, nq);
     const Tile ex = (*e_)[i].parts(0, nq);
-    Tile lcol = st.col(2);
-    if (p_.resident) {
-      const Tile view = (*s_)[i].parts(0, nq).cols(0, u.sv);
-      k_.tensor_reduce(st.col(0), view, AluOp::kMax);
-      k_.tensor_scalar(st.col(1), st.col(0), AluOp::kMul, -scale_);
-      k_.activation(ex.cols(0, u.sv), view, ActFunc::kExp, {scale_, st.col(1), st.col(2)});
-    } else {
-      const uint64_t np = ceil_div(u.sv, NB_);
-      for (uint64_t c = 0; c < np; ++c) {  // pass 1: the chunks' maxima
-        const uint64_t kb0 = c * NB_, len = std::min(NB_, u.sv - kb0);
-        const Tile view = s_->next().parts(0, nq).cols(0, len);
+    const bool again = p_.scores == Scores::kRecompute;
+    if (again)  // pass 1 of the recompute: each chunk's scores, for its max only
+      for (uint64_t kb0 = 0; kb0 < u.sv; kb0 += NB_) {
+        const uint64_t len = std::min(NB_, u.sv - kb0);
+        const Tile view = (*s_)[cursor_++].parts(0, nq).cols(0, len);
         qk(u, view, kb0, len);
-        k_.tensor_reduce(st.col(4 + c), view, AluOp::kMax);
+        chunks_[i].push_back({view, kb0, len});
       }
-      Tile mcol = st.col(4);
-      if (np > 1) k_.tensor_reduce(st.col(0), st.cols(4, np), AluOp::kMax), mcol = st.col(0);
-      k_.tensor_scalar(st.col(1), mcol, AluOp::kMul, -scale_);
-      for (uint64_t c = 0; c < np; ++c) {  // pass 2: the same scores again, exp with the row's max
-        const uint64_t kb0 = c * NB_, len = std::min(NB_, u.sv - kb0);
-        const Tile view = s_->next().parts(0, nq).cols(0, len);
-        qk(u, view, kb0, len);
-        k_.activation(ex.cols(kb0, len), view, ActFunc::kExp, {scale_, st.col(1), st.col(4 + npmax_ + c)});
+    const std::vector<Chunk>& ch = chunks_[i];
+    const uint64_t n = ch.size();
+    for (uint64_t c = 0; c < n; ++c) k_.tensor_reduce(n > 1 ? st.col(4 + c) : st.col(0), ch[c].view, AluOp::kMax);
+    if (n > 1) k_.tensor_reduce(st.col(0), st.cols(4, n), AluOp::kMax);
+    k_.tensor_scalar(st.col(1), st.col(0), AluOp::kMul, -scale_);
+    for (uint64_t c = 0; c < n; ++c) {  // recompute: pass 2 computes the same scores again
+      Tile view = ch[c].view;
+      if (again) {
+        view = (*s_)[cursor_++].parts(0, nq).cols(0, ch[c].len);
+        qk(u, view, ch[c].kb0, ch[c].len);
       }
-      lcol = st.col(4 + npmax_);
-      if (np > 1) k_.tensor_reduce(st.col(2), st.cols(4 + npmax_, np), AluOp::kAdd), lcol = st.col(2);
+      k_.activation(ex.cols(ch[c].kb0, ch[c].len), view, ActFunc::kExp,
+                    {scale_, st.col(1), n > 1 ? st.col(4 + npmax_ + c) : st.col(2)});
     }
-    k_.activation(st.col(3), lcol, ActFunc::kReciprocal);
+    if (n > 1) {  // l = sum of the chunks' sums, on ScalarE (the accumulate of an in-place identity): VectorE,
+                  // which runs ahead on the next tile, would wait here for these exps
+      const Tile ls = st.cols(4 + npmax_, n);
+      ActOpts sum;
+      sum.acc = st.col(2);
+      k_.activation(ls, ls, ActFunc::kIdentity, sum);
+    }
+    k_.activation(st.col(3), st.col(2), ActFunc::kReciprocal);
+    chunks_[i].clear();
   }
 
   // P = E * r, rounded to bf16 once.
@@ -359,15 +421,16 @@ class Attention {
 
   // oT[dh x queries of the group's tiles ta..tb-1] = sum over key blocks b of matmul(stationary v_b, moving
   // pT_b), accumulated in PSUM.
-  void stage_d(uint64_t gi, uint64_t ta, uint64_t tb) {
+  // Key blocks [b0, b1) of it (all when b1 is past the last one the tiles see).
+  void stage_d(uint64_t gi, uint64_t ta, uint64_t tb, uint64_t b0 = 0, uint64_t b1 = UINT64_MAX) {
     const Group& g = groups_[gi];
     const Tile& acc = (*oacc_)[gi];
     const Tile& pT = (*pT_)[gi];
     const uint64_t col_end = std::min(g.nqg, tb * QT_);
-    const uint64_t nkb = ceil_div(sv_of(g.t0 + tb - 1), KB_);
+    b1 = std::min(b1, ceil_div(sv_of(g.t0 + tb - 1), KB_));
     for (uint64_t c = 0; c < dc_; ++c) {
       const uint32_t dhc = uint32_t(std::min(DC_, dh_ - c * DC_));
-      for (uint64_t b = 0; b < nkb; ++b) {
+      for (uint64_t b = b0; b < b1; ++b) {
         // The tiles that see key block b: a suffix (causal), all of them otherwise.
         uint64_t t = ta;
         while (b * KB_ >= sv_of(g.t0 + t)) ++t;
@@ -415,28 +478,56 @@ class Attention {
 
   void emit() {
     if (o_.causal) build_mask();
-    const size_t U = units_.size(), nsb = size_t(p_.score_bufs);
-    const size_t la = p_.resident ? nsb : 1;
+    const size_t U = units_.size();
+    const size_t la = p_.scores == Scores::kRecompute ? 1 : 4;
     // Program order is the meaning: a ring slot may be written again only after its last reader has been
     // emitted. Head h's q/k/v load once the final PV group of head h - head_bufs has been emitted; A(u) once
-    // its head is loaded and (resident) B of its score slot's previous unit has been emitted; B(u) after A(u).
+    // its head is loaded and B of its score buffers' previous units has been emitted; B(u) after A(u).
     uint64_t loaded = 0, heads_done = 0;
     size_t next_a = 0, next_b = 0;
-    // The PSUM -> SBUF copy of a group's oT is emitted kEvacDelay tiles after its PV matmuls: ScalarE and
-    // VectorE run in order, and the copy would otherwise hold them until the matmuls (which wait for the
-    // last tile's transposes) are done. oT accumulators are double-buffered: group g's copy precedes group
-    // g + 2's matmuls.
-    std::deque<std::pair<std::array<uint64_t, 3>, size_t>> evac;  // ((group, tiles), iteration at which to emit)
-    auto flush = [&] {
-      stage_e(evac.front().first[0], evac.front().first[1], evac.front().first[2]);
-      evac.pop_front();
+    // Deferred work, in order: a group's PV matmuls in slices of key blocks, one slice per following tile
+    // (TensorE interleaves them with the next tiles' QK^T instead of holding those behind a whole group's
+    // PV), and its PSUM -> SBUF copy and store kEvacDelay tiles after the last slice (ScalarE and VectorE
+    // run in order: the copy would hold them until the matmuls are done).
+    struct Work {
+      bool pv;
+      uint64_t gi, ta, tb, b0, b1;
+      size_t due;  // iteration at which to emit
+    };
+    std::deque<Work> work;  // in push order; a group's entries are emitted in that order
+    auto emit_work = [&](std::deque<Work>::iterator it) {
+      if (it->pv)
+        stage_d(it->gi, it->ta, it->tb, it->b0, it->b1);
+      else
+        stage_e(it->gi, it->ta, it->tb);
+      return work.erase(it);
+    };
+    auto flush = [&] { emit_work(work.begin()); };
+    // Everything due by iteration i that may pass the entries still pending before it: those of the
+    // previous group only (the other buffer of each double-buffered pair: oT accumulators, pT, oT copies).
+    auto flush_due = [&](size_t i) {
+      for (auto it = work.begin(); it != work.end();) {
+        bool may = it->due <= i;
+        for (auto e = work.begin(); may && e != it; ++e) may = e->gi + 1 == it->gi;
+        it = may ? emit_work(it) : std::next(it);
+      }
+    };
+    // Heads whose q/k/v are no longer read by anything left to emit: before the next unit's head and before
+    // the head of the first pending PV slice.
+    auto update_heads_done = [&](size_t next_unit) {
+      uint64_t h = next_unit < U ? units_[next_unit].h : H_;
+      for (const Work& w : work)
+        if (w.pv) {
+          h = std::min(h, groups_[w.gi].h);
+          break;
+        }
+      heads_done = std::max(heads_done, h);
     };
     auto loads = [&] {
       while (loaded < H_ && loaded < heads_done + uint64_t(p_.head_bufs)) load_head(loaded++);
     };
     auto a_upto = [&](size_t last) {
-      while (next_a <= last && next_a < U && units_[next_a].h < loaded &&
-             !(p_.resident && next_a >= nsb && next_a - nsb >= next_b))
+      while (next_a <= last && next_a < U && units_[next_a].h < loaded && scores_free(next_a, next_b))
         stage_a(next_a++);
     };
     auto b_upto = [&](size_t last) {
@@ -451,27 +542,35 @@ class Attention {
       b_upto(i);  // normally emitted in the previous iteration
       stage_c_norm(i);
       b_upto(i + 1);
+      // pT is double-buffered too: group g's PV matmuls (its readers) precede group g + 2's transposes.
+      while (!work.empty() && work.front().gi + 2 <= units_[i].gi) flush();
       stage_c_transpose(i);
       const Unit& u = units_[i];
       // oT accumulators are double-buffered: group g's copy out must precede group g + 2's matmuls.
       if (u.gi + 1 == groups_.size() || u.last_in_group)
-        while (!evac.empty() && evac.front().first[0] + 2 <= u.gi) flush();
+        while (!work.empty() && work.front().gi + 2 <= u.gi) flush();
       if (u.gi + 1 == groups_.size()) {
         // The last group: PV and store tile by tile as each tile's P^T is ready (TensorE has the slack at the
         // end), so that only the last tile's are left after the last softmax.
         stage_d(u.gi, u.tg, u.tg + 1);
-        evac.push_back({{u.gi, u.tg, u.tg + 1}, u.last_in_group ? i : i + 1});
+        work.push_back({false, u.gi, u.tg, u.tg + 1, 0, 0, u.last_in_group ? i : i + 2});
       } else if (u.last_in_group) {
-        stage_d(u.gi, 0, groups_[u.gi].nt);
-        evac.push_back({{u.gi, 0, groups_[u.gi].nt}, i + kEvacDelay});
+        const Group& g = groups_[u.gi];
+        // Slices only when fewer than two tiles' scores can be ahead of the PV (kRows keeps up to four rows
+        // and the vector engines have work queued for the whole PV; a bank ring of long rows does not).
+        const uint64_t nkb = ceil_div(sv_of(g.t0 + g.nt - 1), KB_);
+        const uint64_t slices = rows_ahead_ >= 2 ? 1 : std::min(p_.G, nkb);
+        for (uint64_t j = 0; j < slices; ++j)
+          work.push_back({true, u.gi, 0, g.nt, nkb * j / slices, nkb * (j + 1) / slices, i + j});
+        work.push_back({false, u.gi, 0, g.nt, 0, 0, i + slices - 1 + kEvacDelay});
       }
-      if (u.last_in_group && (i + 1 == U || units_[i + 1].h != u.h)) ++heads_done;
-      while (!evac.empty() && evac.front().second <= i) flush();
+      flush_due(i);
+      update_heads_done(i + 1);
       loads();
       a_upto(i + 1 + la);
       b_upto(i + 1);
     }
-    while (!evac.empty()) flush();
+    while (!work.empty()) flush();
   }
 
   Kernel& k_;
@@ -483,6 +582,11 @@ class Attention {
   float scale_ = 1;
   Plan p_;
   std::vector<Unit> units_;
+  std::vector<std::vector<Chunk>> chunks_;  // per unit: its score buffers (from A until B)
+  std::vector<size_t> owner_;               // per score buffer: the unit that last took it
+  size_t cursor_ = 0;
+  uint64_t rows_ahead_ = 0;  // score rows that can be computed ahead of the softmax                       // score
+                             // buffers taken so far (ring position)
   std::vector<Group> groups_;
   std::optional<Ring> s_, oacc_, psT_, q_, kt_, v_t_, pT_, e_, p_t_, p32_, o_t_, st_;
   Tile ident_, mask_;
