@@ -75,8 +75,6 @@ using isa::AluOp;
 using isa::DType;
 using isa::Space;
 
-uint64_t round_up(uint64_t a, uint64_t b) { return ceil_div(a, b) * b; }
-
 constexpr size_t kEvacDelay = 3;
 
 // Where a tile's scores live (see the top of the file).
