@@ -11,6 +11,8 @@
 //    reciprocal and square are bit-exact: the fp64 value rounded to fp32.
 //  - binary: add, sub, mul and div are one IEEE fp32 operation rounded to nearest: |y - exact| <= 2^-24 |exact|
 //    for a normal result, plus 2^-126 for a result flushed to zero; max, min and the comparisons are exact.
+#include "tcemu/kb/elementwise.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -19,7 +21,6 @@
 
 #include "kernel_rig.h"
 #include "tcemu/error.h"
-#include "tcemu/kb/elementwise.h"
 #include "tcemu/ref_ops.h"
 #include "tcemu/rt/profile.h"
 
@@ -56,18 +57,31 @@ ref::Compare check_unary(ActFunc f, int64_t R, int64_t C, const std::vector<floa
 
 double binary_exact(AluOp op, double a, double b) {
   switch (op) {
-    case AluOp::kAdd: return a + b;
-    case AluOp::kSub: return a - b;
-    case AluOp::kMul: return a * b;
-    case AluOp::kDiv: return a / b;
-    case AluOp::kMax: return std::max(a, b);
-    case AluOp::kMin: return std::min(a, b);
-    case AluOp::kIsEqual: return a == b;
-    case AluOp::kIsLt: return a < b;
-    case AluOp::kIsLe: return a <= b;
-    case AluOp::kIsGt: return a > b;
-    case AluOp::kIsGe: return a >= b;
-    default: ADD_FAILURE() << "op " << int(op); return 0;
+    case AluOp::kAdd:
+      return a + b;
+    case AluOp::kSub:
+      return a - b;
+    case AluOp::kMul:
+      return a * b;
+    case AluOp::kDiv:
+      return a / b;
+    case AluOp::kMax:
+      return std::max(a, b);
+    case AluOp::kMin:
+      return std::min(a, b);
+    case AluOp::kIsEqual:
+      return a == b;
+    case AluOp::kIsLt:
+      return a < b;
+    case AluOp::kIsLe:
+      return a <= b;
+    case AluOp::kIsGt:
+      return a > b;
+    case AluOp::kIsGe:
+      return a >= b;
+    default:
+      ADD_FAILURE() << "op " << int(op);
+      return 0;
   }
 }
 
@@ -135,9 +149,10 @@ TEST_P(ElementwiseUnary, MatchesTheReference) {
 // one and two buffers; tc1-16 with the tensor engine in lockstep.
 INSTANTIATE_TEST_SUITE_P(
     Shapes, ElementwiseUnary,
-    ::testing::Values(Unary{"trn1", ActFunc::kGeluTanh, 1024, 1024}, Unary{"trn1", ActFunc::kExp, 1000, 333, DType::kBf16},
-                      Unary{"trn1", ActFunc::kSilu, 4099, 3}, Unary{"trn1", ActFunc::kTanh, 1, 300001},
-                      Unary{"trn1", ActFunc::kRsqrt, 1, 1}, Unary{"trn1", ActFunc::kRelu, 777, 129, DType::kF32, 1},
+    ::testing::Values(Unary{"trn1", ActFunc::kGeluTanh, 1024, 1024},
+                      Unary{"trn1", ActFunc::kExp, 1000, 333, DType::kBf16}, Unary{"trn1", ActFunc::kSilu, 4099, 3},
+                      Unary{"trn1", ActFunc::kTanh, 1, 300001}, Unary{"trn1", ActFunc::kRsqrt, 1, 1},
+                      Unary{"trn1", ActFunc::kRelu, 777, 129, DType::kF32, 1},
                       Unary{"trn1", ActFunc::kSigmoid, 513, 1000, DType::kBf16, 2},
                       Unary{"tc1-16", ActFunc::kGeluErf, 70, 33, DType::kF32, 0, TensorEngineKind::kLockstep}),
     [](const ::testing::TestParamInfo<Unary>& i) {
@@ -260,12 +275,10 @@ TEST(ElementwiseBuild, NoRoomNextToLiveTilesFailsNamingTheTileAndArgumentsAreChe
   const auto x = k.input("x", DType::kF32, {1024, 1024});
   const auto y = k.output("y", DType::kF32, {1024, 1024});
   k.sbuf("hog", isa::DType::kF32, 128, 48500);  // 194,000 of 196,608 B per partition
-  try {
-    kb::elementwise_unary(k, x, y, {ActFunc::kExp});  // a chunk of 1024 f32 per partition
-    FAIL() << "4096 B per partition cannot fit the 2608 B left";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kCapacity);
-    const std::string w = e.what();
+  {
+    // a chunk of 1024 f32 per partition
+    const std::string w =
+        testing_rig::error_of([&] { kb::elementwise_unary(k, x, y, {ActFunc::kExp}); }, ErrorCode::kCapacity);
     EXPECT_NE(w.find("SBUF tile 'unary.x'"), std::string::npos) << w;
     EXPECT_NE(w.find("4096 B per partition"), std::string::npos) << w;
     EXPECT_NE(w.find("'hog' 194000 B"), std::string::npos) << w;

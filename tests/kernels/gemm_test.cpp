@@ -3,15 +3,17 @@
 // PSUM and the fast model is compared with it every cycle (a difference faults the job), so every kernel
 // run here is also a lockstep check of the fast engine; trn1 (128 x 128) runs its default, the fast engine
 // alone. One device per process: each test instance runs in its own process (gtest_discover_tests).
+#include "tcemu/kb/gemm.h"
+
 #include <gtest/gtest.h>
 
 #include <random>
 
 #include "inproc_transport.h"
+#include "kernel_rig.h"
 #include "tcemu/error.h"
-#include "tcemu/kb/gemm.h"
-#include "tcemu/ref_ops.h"
 #include "tcemu/numerics.h"
+#include "tcemu/ref_ops.h"
 #include "tcemu/rt/runtime.h"
 
 namespace tcemu {
@@ -45,8 +47,9 @@ struct GemmRun {
 
 // Runs C = A x B with the given bf16 bit patterns and compares with num::golden_gemm.
 // With `a_transposed` the kernel takes aT [K, M]; the golden model still gets A row-major.
-GemmRun run_and_check(rt::Runtime& runtime, const DeviceConfig& cfg, int M, int N, int K, const std::vector<uint16_t>& A,
-                      const std::vector<uint16_t>& B, bool a_transposed = false, bool fp64 = true) {
+GemmRun run_and_check(rt::Runtime& runtime, const DeviceConfig& cfg, int M, int N, int K,
+                      const std::vector<uint16_t>& A, const std::vector<uint16_t>& B, bool a_transposed = false,
+                      bool fp64 = true) {
   kb::GemmOptions o;
   o.a_transposed = a_transposed;
   auto lm = runtime.load(kb::build_gemm(cfg, M, N, K, o));
@@ -123,12 +126,12 @@ INSTANTIATE_TEST_SUITE_P(
     Configs, GemmShapes,
     ::testing::Values(Shape{"tc1-8", 8, 8, 8}, Shape{"tc1-8", 1, 1, 1}, Shape{"tc1-8", 13, 7, 21},
                       Shape{"tc1-8", 64, 96, 80}, Shape{"tc1-8", 20, 600, 17}, Shape{"tc1-8", 10, 70, 2100},
-                      Shape{"tc1-8", 24, 40, 1000, TensorEngineKind::kLockstep, true},
-                      Shape{"tc1-16", 16, 16, 16}, Shape{"tc1-16", 64, 96, 80}, Shape{"tc1-16", 33, 5, 47},
-                      Shape{"tc1-16", 100, 130, 70}, Shape{"tc1-16", 17, 513, 33},
-                      Shape{"tc1-16", 33, 70, 47, TensorEngineKind::kLockstep, true}, Shape{"tc1-32", 32, 32, 32},
-                      Shape{"tc1-32", 64, 96, 80}, Shape{"tc1-32", 31, 33, 65}, Shape{"tc1-32", 70, 200, 100},
-                      Shape{"tc1-32", 1, 700, 3}, Shape{"trn1", 256, 192, 300, TensorEngineKind::kFast},
+                      Shape{"tc1-8", 24, 40, 1000, TensorEngineKind::kLockstep, true}, Shape{"tc1-16", 16, 16, 16},
+                      Shape{"tc1-16", 64, 96, 80}, Shape{"tc1-16", 33, 5, 47}, Shape{"tc1-16", 100, 130, 70},
+                      Shape{"tc1-16", 17, 513, 33}, Shape{"tc1-16", 33, 70, 47, TensorEngineKind::kLockstep, true},
+                      Shape{"tc1-32", 32, 32, 32}, Shape{"tc1-32", 64, 96, 80}, Shape{"tc1-32", 31, 33, 65},
+                      Shape{"tc1-32", 70, 200, 100}, Shape{"tc1-32", 1, 700, 3},
+                      Shape{"trn1", 256, 192, 300, TensorEngineKind::kFast},
                       Shape{"trn1", 300, 700, 260, TensorEngineKind::kFast, true},
                       Shape{"trn1", 129, 1100, 385, TensorEngineKind::kFast},
                       Shape{"trn1", 1, 513, 129, TensorEngineKind::kFast, true}),
@@ -149,8 +152,8 @@ TEST(GemmSpecial, EdgeValuesBitExactThroughPsumAccumulation) {
   drv::InProcessTransport transport(cfg, with_engine(TensorEngineKind::kLockstep));
   drv::Driver driver(transport);
   rt::Runtime runtime(driver);
-  const uint16_t specials[] = {0x0000, 0x8000, 0x7F80, 0xFF80, 0x7FC0, 0x0001, 0x8040, 0x7F7F, 0xFF7F,
-                               0x0080, 0x8080, 0x3F80, 0xBF80, 0x1F80, 0x6000, 0xE000};
+  const uint16_t specials[] = {0x0000, 0x8000, 0x7F80, 0xFF80, 0x7FC0, 0x0001, 0x8040, 0x7F7F,
+                               0xFF7F, 0x0080, 0x8080, 0x3F80, 0xBF80, 0x1F80, 0x6000, 0xE000};
   std::mt19937 rng(5);
   const int M = 12, N = 20, K = 29;
   std::vector<uint16_t> A(M * K), B(K * N);
@@ -244,13 +247,10 @@ TEST(GemmBuild, RejectsBadShapesAndNamesTheTileThatDoesNotFit) {
   }
   // Another tile holds all but 16 bytes of every partition: the GEMM's first tile cannot fit.
   k.sbuf("hog", isa::DType::kF32, 8, (cfg.sbuf_partition_bytes - 16) / 4);
-  try {
-    kb::gemm(k, a, b, c);
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kCapacity);
-    const std::string w = e.what();
-    EXPECT_NE(w.find("SBUF tile 'aT_block[0]' (8 partitions x 16 B per partition) does not fit"), std::string::npos) << w;
+  {
+    const std::string w = testing_rig::error_of([&] { kb::gemm(k, a, b, c); }, ErrorCode::kCapacity);
+    EXPECT_NE(w.find("SBUF tile 'aT_block[0]' (8 partitions x 16 B per partition) does not fit"), std::string::npos)
+        << w;
     EXPECT_NE(w.find("'hog' 16368 B"), std::string::npos) << w;
   }
 }

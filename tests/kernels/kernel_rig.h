@@ -3,11 +3,15 @@
 // binds bf16 tensors.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "inproc_transport.h"
+#include "tcemu/error.h"
 #include "tcemu/model.h"
 #include "tcemu/numerics.h"
 #include "tcemu/rt/runtime.h"
@@ -49,6 +53,20 @@ inline float bf16_round(float x) { return num::bf16_to_f32(num::f32_to_bf16(x));
 inline std::vector<float> bf16_round(std::vector<float> v) {
   for (auto& x : v) x = bf16_round(x);
   return v;
+}
+
+// Runs `fn`, which must throw tcemu::Error with `code`; returns the message ("" and a test failure when it
+// does not throw, or throws another code).
+template <class F>
+std::string error_of(F&& fn, ErrorCode code) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), code) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "no error thrown (expected " << error_code_name(code) << ")";
+  return "";
 }
 
 }  // namespace tcemu::testing_rig

@@ -5,13 +5,15 @@
 // and counters. The tc1-* devices run the tensor engine in lockstep (the RTL's results go to PSUM, the fast
 // model is compared with it every cycle and a difference faults the job); trn1 runs the fast engine alone.
 // One device per process: each test runs in its own process (gtest_discover_tests).
+#include "tcemu/kb/linear.h"
+
 #include <gtest/gtest.h>
 
 #include <random>
 
 #include "inproc_transport.h"
+#include "kernel_rig.h"
 #include "tcemu/error.h"
-#include "tcemu/kb/linear.h"
 #include "tcemu/reference.h"
 #include "tcemu/rt/profile.h"
 #include "tcemu/rt/runtime.h"
@@ -129,12 +131,9 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(LinearBuild, NamesTheTileThatDoesNotFitWhenTheKernelIsBuilt) {
   const DeviceConfig& cfg = find_config("tc1-8");  // 16 KiB per SBUF partition
-  try {
-    kb::build_linear(cfg, 10, 100000, 8);  // 12500 bias columns of 4 bytes
-    FAIL() << "100000 features cannot fit a 16 KiB partition";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kCapacity);
-    const std::string w = e.what();
+  {
+    // 12500 bias columns of 4 bytes
+    const std::string w = testing_rig::error_of([&] { kb::build_linear(cfg, 10, 100000, 8); }, ErrorCode::kCapacity);
     EXPECT_NE(w.find("SBUF tile 'bias' (8 partitions x 50000 B per partition) does not fit"), std::string::npos) << w;
     EXPECT_NE(w.find("16384 B per partition"), std::string::npos) << w;
   }
@@ -178,8 +177,8 @@ TEST(LinearProfile, EnginesOverlapAndTheTraceAgreesWithRecordsAndCounters) {
   for (const TraceRecord& rec : p.records) macs += rec.macs;
   EXPECT_EQ(macs, uint64_t(c.m) * c.n * c.k);
   // HBM traffic: every tensor crosses once (W fits SBUF, one m-tile): xT and W bf16, b, rT and yT f32.
-  EXPECT_EQ(p.info.hbm_bytes, uint64_t(c.k) * c.m * 2 + uint64_t(c.k) * c.n * 2 + uint64_t(c.n) * 4 +
-                                  2 * uint64_t(c.n) * c.m * 4);
+  EXPECT_EQ(p.info.hbm_bytes,
+            uint64_t(c.k) * c.m * 2 + uint64_t(c.k) * c.n * 2 + uint64_t(c.n) * 4 + 2 * uint64_t(c.n) * c.m * 4);
   EXPECT_EQ(p.info.hbm_bytes_per_cycle, cfg.hbm_bytes_per_cycle);
   // The same inputs give the same cycles and the same trace.
   const LinearRun again = run_linear(dev.runtime, cfg, c, true);

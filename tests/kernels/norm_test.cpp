@@ -25,6 +25,8 @@
 // Both bounds get a factor (1 + 1e-3) for the second-order terms (the first-order relative terms are
 // asserted below 1e-3) and 2^-125 for results flushed to zero. The sums' gamma_n are worst cases: measured
 // errors are a small fraction of the bounds (the worst ratio is printed).
+#include "tcemu/kb/norm.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -33,7 +35,6 @@
 
 #include "kernel_rig.h"
 #include "tcemu/error.h"
-#include "tcemu/kb/norm.h"
 #include "tcemu/ref_ops.h"
 #include "tcemu/rt/profile.h"
 
@@ -84,8 +85,9 @@ NormRun run(const Case& c, bool profile = false) {
   in["gamma"] = {{c.D}, r.gamma};
   if (c.layer) in["beta"] = {{c.D}, r.beta};
   const kb::NormOptions o{kEps, c.bufs};
-  r.result = dev.run(c.layer ? kb::build_layernorm(cfg, c.R, c.D, c.dtype, o) : kb::build_rmsnorm(cfg, c.R, c.D, c.dtype, o),
-                     in, profile);
+  r.result =
+      dev.run(c.layer ? kb::build_layernorm(cfg, c.R, c.D, c.dtype, o) : kb::build_rmsnorm(cfg, c.R, c.D, c.dtype, o),
+              in, profile);
   return r;
 }
 
@@ -152,7 +154,8 @@ TEST_P(Norm, MatchesTheReference) {
 INSTANTIATE_TEST_SUITE_P(
     Shapes, Norm,
     ::testing::Values(Case{"trn1", true, 1024, 1024}, Case{"trn1", false, 1024, 1024},
-                      Case{"trn1", true, 1000, 333, model::DType::kBf16}, Case{"trn1", false, 300, 777, model::DType::kBf16},
+                      Case{"trn1", true, 1000, 333, model::DType::kBf16},
+                      Case{"trn1", false, 300, 777, model::DType::kBf16},
                       Case{"trn1", true, 257, 2048, model::DType::kF32, 8}, Case{"trn1", false, 129, 4096},
                       Case{"trn1", true, 5, 7}, Case{"trn1", false, 3, 1},
                       Case{"trn1", true, 200, 96, model::DType::kF32, 0, 1},
@@ -194,12 +197,9 @@ TEST(NormComposed, Bf16OutputRoundsOnce) {
 
 TEST(NormBuild, ARowTooLongForSbufFailsNamingTheTile) {
   // D = 20000 f32: gamma and beta take 160,000 B of a 192 KiB partition, x needs 80,000 more.
-  try {
-    kb::build_layernorm(find_config("trn1"), 256, 20000);
-    FAIL() << "layernorm with D = 20000 cannot fit a 192 KiB partition";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kCapacity);
-    const std::string w = e.what();
+  {
+    const std::string w =
+        testing_rig::error_of([&] { kb::build_layernorm(find_config("trn1"), 256, 20000); }, ErrorCode::kCapacity);
     EXPECT_NE(w.find("'layernorm.x'"), std::string::npos) << w;
     EXPECT_NE(w.find("80000 B per partition"), std::string::npos) << w;
     EXPECT_NE(w.find("'layernorm.gamma' 80000 B"), std::string::npos) << w;

@@ -3,11 +3,12 @@
 // (sequence and widths not multiples of the array, one head or several, causal or not, tc1-16 with the
 // RTL in lockstep); the check can fail; the model embeds its parameters as constants and runs twice with
 // the same cycles.
+#include "tcemu/kb/transformer.h"
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "kernel_rig.h"
-#include "tcemu/kb/transformer.h"
 #include "tcemu/ref_block.h"
 
 namespace tcemu {

@@ -5,6 +5,8 @@
 // row within the 128-row block into NaN). A perturbed output is caught; a kernel composed next to a tile
 // that fills SBUF fails at build time naming the tile; the profiles on trn1. One device per process
 // (gtest_discover_tests runs each test in its own).
+#include "tcemu/kb/transpose.h"
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -15,7 +17,6 @@
 
 #include "kernel_rig.h"
 #include "tcemu/error.h"
-#include "tcemu/kb/transpose.h"
 #include "tcemu/ref_ops.h"
 #include "tcemu/rt/profile.h"
 
@@ -35,7 +36,8 @@ struct Case {
 };
 
 const char* route_name(const Case& c) {
-  const bool tensor = c.route == TransposeRoute::kTensorE || (c.route == TransposeRoute::kAuto && c.dtype == DType::kBf16);
+  const bool tensor =
+      c.route == TransposeRoute::kTensorE || (c.route == TransposeRoute::kAuto && c.dtype == DType::kBf16);
   return tensor ? "tensor" : "vector";
 }
 
@@ -80,7 +82,8 @@ std::string bit_mismatches(const Case& c, const std::vector<float>& x, const std
     for (int64_t j = 0; j < c.R; ++j) {
       const uint32_t got = std::bit_cast<uint32_t>(y[size_t(i * c.R + j)]);
       const uint32_t want = std::bit_cast<uint32_t>(x[size_t(j * c.C + i)]);
-      if (got != want && n++ < 4) s += fmt::format("y[{}][{}] = {:#010x}, x[{}][{}] = {:#010x}; ", i, j, got, j, i, want);
+      if (got != want && n++ < 4)
+        s += fmt::format("y[{}][{}] = {:#010x}, x[{}][{}] = {:#010x}; ", i, j, got, j, i, want);
     }
   return n ? fmt::format("{} bit mismatches: {}", n, s) : "";
 }
@@ -113,7 +116,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"trn1", 1024, 1024, DType::kBf16, TransposeRoute::kVectorE},
                       Case{"trn1", 1000, 333, DType::kBf16}, Case{"trn1", 333, 1000, DType::kF32},
                       Case{"trn1", 5, 7, DType::kF32}, Case{"trn1", 1, 300, DType::kBf16},
-                      Case{"trn1", 300, 1, DType::kF32}, Case{"trn1", 129, 2000, DType::kBf16, TransposeRoute::kVectorE, 1},
+                      Case{"trn1", 300, 1, DType::kF32},
+                      Case{"trn1", 129, 2000, DType::kBf16, TransposeRoute::kVectorE, 1},
                       Case{"trn1", 517, 130, DType::kBf16, TransposeRoute::kTensorE, 2},
                       Case{"trn1", 2100, 40, DType::kF32, TransposeRoute::kVectorE, 2},
                       Case{"tc1-16", 70, 50, DType::kBf16, TransposeRoute::kTensorE, 0, TensorEngineKind::kLockstep},
@@ -130,7 +134,7 @@ std::vector<float> special_x(const Case& c) {
   const float specials[] = {-0.0f,
                             std::bit_cast<float>(0x00000001u),  // f32 subnormals
                             std::bit_cast<float>(0x80400000u),
-                            0x1p-130f,                          // a bf16 subnormal too
+                            0x1p-130f,  // a bf16 subnormal too
                             INFINITY,
                             -INFINITY,
                             std::bit_cast<float>(0x7FE12345u),  // quiet NaNs with payloads, both signs
@@ -157,9 +161,9 @@ TEST(TransposeSpecialValues, TensorRouteFollowsThePeTransposeRules) {
   testing_rig::Device dev(find_config("trn1"));
   const Case c{"trn1", 256, 128, DType::kBf16, TransposeRoute::kTensorE};
   std::vector<float> x = random_x(c);
-  x[3 * 128 + 5] = -0.0f;      // x[3][5]
-  x[4 * 128 + 6] = 0x1p-130f;  // x[4][6], a bf16 subnormal
-  x[200 * 128 + 7] = INFINITY; // x[200][7]: block rows 128..255
+  x[3 * 128 + 5] = -0.0f;       // x[3][5]
+  x[4 * 128 + 6] = 0x1p-130f;   // x[4][6], a bf16 subnormal
+  x[200 * 128 + 7] = INFINITY;  // x[200][7]: block rows 128..255
   const TransposeRun r = run(dev, c, x);
   const auto& y = r.result.outputs.at("y").data;  // [128][256]
   auto at = [&](int i, int j) { return y[size_t(i) * 256 + size_t(j)]; };
@@ -182,20 +186,17 @@ TEST(TransposeBuild, NoRoomNextToLiveTilesFailsNamingTheTileAndArgumentsAreCheck
   const auto x = k.input("x", DType::kF32, {1024, 1024});
   const auto y = k.output("y", DType::kF32, {1024, 1024});
   k.sbuf("hog", isa::DType::kF32, 128, 48500);  // 194,000 of 196,608 B per partition
-  try {
-    kb::transpose(k, x, y);  // tiles of 1024 f32 per partition
-    FAIL() << "4096 B per partition cannot fit the 2608 B left";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kCapacity);
-    const std::string w = e.what();
+  {
+    // tiles of 1024 f32 per partition
+    const std::string w = testing_rig::error_of([&] { kb::transpose(k, x, y); }, ErrorCode::kCapacity);
     EXPECT_NE(w.find("SBUF tile 'transpose.tile'"), std::string::npos) << w;
     EXPECT_NE(w.find("4096 B per partition"), std::string::npos) << w;
     EXPECT_NE(w.find("'hog' 194000 B"), std::string::npos) << w;
   }
   const auto yb = k.output("yb", DType::kBf16, {1024, 1024});
   const auto z = k.output("z", DType::kF32, {1024, 1000});
-  EXPECT_THROW(kb::transpose(k, x, yb), Error);  // dtypes differ
-  EXPECT_THROW(kb::transpose(k, x, z), Error);   // not [C, R]
+  EXPECT_THROW(kb::transpose(k, x, yb), Error);                             // dtypes differ
+  EXPECT_THROW(kb::transpose(k, x, z), Error);                              // not [C, R]
   EXPECT_THROW(kb::transpose(k, x, y, {TransposeRoute::kTensorE}), Error);  // f32 through pe_transpose
 }
 
