@@ -13,11 +13,11 @@
 
 #include "inproc_transport.h"
 #include "tcemu/config.h"
-#include "tcemu/kb/gemm.h"
-#include "tcemu/kb/linear.h"
 #include "tcemu/kb/attention.h"
 #include "tcemu/kb/conv2d.h"
 #include "tcemu/kb/elementwise.h"
+#include "tcemu/kb/gemm.h"
+#include "tcemu/kb/linear.h"
 #include "tcemu/kb/norm.h"
 #include "tcemu/kb/softmax.h"
 #include "tcemu/kb/transformer.h"
@@ -38,7 +38,7 @@ struct Case {
   std::string kernel, shape;
   uint64_t macs;  // useful multiply-accumulates (0 for kernels without matmuls)
   std::function<model::Model(const DeviceConfig&)> build;
-  bool quick;  // part of --quick
+  bool quick;                                        // part of --quick
   nlohmann::json params = nlohmann::json::object();  // the shape as numbers (and layout, dtype)
 };
 
@@ -49,10 +49,16 @@ std::vector<Case> cases() {
     o.a_transposed = aT;
     o.compute = compute;
     o.in_dtype = compute == isa::DType::kF32 ? model::DType::kF32 : model::DType::kBf16;
-    v.push_back({"gemm", fmt::format("{}x{}x{} {} a{}", m, n, k, compute == isa::DType::kF32 ? "f32" : "bf16",
-                                     aT ? "T [K,M]" : " [M,K]"),
-                 uint64_t(m) * n * k, [=](const DeviceConfig& c) { return kb::build_gemm(c, m, n, k, o); }, quick,
-                 {{"m", m}, {"n", n}, {"k", k}, {"dtype", compute == isa::DType::kF32 ? "f32" : "bf16"},
+    v.push_back({"gemm",
+                 fmt::format("{}x{}x{} {} a{}", m, n, k, compute == isa::DType::kF32 ? "f32" : "bf16",
+                             aT ? "T [K,M]" : " [M,K]"),
+                 uint64_t(m) * n * k,
+                 [=](const DeviceConfig& c) { return kb::build_gemm(c, m, n, k, o); },
+                 quick,
+                 {{"m", m},
+                  {"n", n},
+                  {"k", k},
+                  {"dtype", compute == isa::DType::kF32 ? "f32" : "bf16"},
                   {"a_layout", aT ? "aT[K,M]" : "a[M,K]"}}});
   };
   gemm(1024, 1024, 1024, true, isa::DType::kBf16, true);
@@ -61,11 +67,15 @@ std::vector<Case> cases() {
   gemm(500, 700, 300, true, isa::DType::kBf16, true);
   gemm(512, 512, 512, true, isa::DType::kF32, false);
   auto linear = [&](int m, int n, int k, isa::ActFunc f, bool residual, bool quick) {
-    v.push_back({"linear", fmt::format("{}x{}x{} +bias {}{}", m, n, k, isa::act_func_name(uint64_t(f)),
-                                       residual ? " +residual" : ""),
-                 uint64_t(m) * n * k,
-                 [=](const DeviceConfig& c) { return kb::build_linear(c, m, n, k, {f, residual}); }, quick,
-                 {{"m", m}, {"n", n}, {"k", k}, {"act", isa::act_func_name(uint64_t(f))}, {"residual", residual}}});
+    v.push_back(
+        {"linear",
+         fmt::format("{}x{}x{} +bias {}{}", m, n, k, isa::act_func_name(uint64_t(f)), residual ? " +residual" : ""),
+         uint64_t(m) * n * k,
+         [=](const DeviceConfig& c) {
+           return kb::build_linear(c, m, n, k, {f, residual});
+         },
+         quick,
+         {{"m", m}, {"n", n}, {"k", k}, {"act", isa::act_func_name(uint64_t(f))}, {"residual", residual}}});
   };
   linear(1024, 1024, 1024, isa::ActFunc::kGeluTanh, false, true);
   linear(1024, 1024, 1024, isa::ActFunc::kGeluTanh, true, false);
@@ -81,7 +91,8 @@ std::vector<Case> cases() {
   rows_kernel("gelu", 1024, 1024, false, [](const DeviceConfig& c) {
     return kb::build_elementwise_unary(c, 1024, 1024, model::DType::kF32, {isa::ActFunc::kGeluTanh});
   });
-  rows_kernel("add", 1024, 1024, false, [](const DeviceConfig& c) { return kb::build_elementwise_binary(c, 1024, 1024); });
+  rows_kernel("add", 1024, 1024, false,
+              [](const DeviceConfig& c) { return kb::build_elementwise_binary(c, 1024, 1024); });
   rows_kernel("transpose", 1024, 1024, true,
               [](const DeviceConfig& c) { return kb::build_transpose(c, 1024, 1024, model::DType::kF32); });
   auto attention = [&](int seq, int dh, int heads, bool causal, bool quick) {
@@ -90,8 +101,11 @@ std::vector<Case> cases() {
     o.causal = causal;
     // QK^T and PV: 2 S^2 dh per head; the causal mask's skipped half is not counted.
     const uint64_t macs = uint64_t(heads) * 2 * uint64_t(seq) * seq * dh / (causal ? 2 : 1);
-    v.push_back({"attention", fmt::format("seq {} head_dim {} heads {}{}", seq, dh, heads, causal ? " causal" : ""),
-                 macs, [=](const DeviceConfig& c) { return kb::build_attention(c, seq, dh, o); }, quick,
+    v.push_back({"attention",
+                 fmt::format("seq {} head_dim {} heads {}{}", seq, dh, heads, causal ? " causal" : ""),
+                 macs,
+                 [=](const DeviceConfig& c) { return kb::build_attention(c, seq, dh, o); },
+                 quick,
                  {{"seq", seq}, {"head_dim", dh}, {"heads", heads}, {"causal", causal}}});
   };
   attention(512, 128, 1, false, true);
@@ -106,9 +120,19 @@ std::vector<Case> cases() {
     o.pad_h = o.pad_w = int(k / 2);
     const int64_t oh = (hw + 2 * (k / 2) - k) / stride + 1;
     const uint64_t macs = uint64_t(n * f * oh * oh * c * k * k);
-    v.push_back({"conv2d", fmt::format("N{} C{} {}x{} F{} {}x{} stride {} pad {}", n, c, hw, hw, f, k, k, stride, k / 2),
-                 macs, [=](const DeviceConfig& cfg) { return kb::build_conv2d(cfg, sh, o); }, quick,
-                 {{"n", n}, {"c", c}, {"h", hw}, {"w", hw}, {"f", f}, {"kh", k}, {"kw", k}, {"stride", stride},
+    v.push_back({"conv2d",
+                 fmt::format("N{} C{} {}x{} F{} {}x{} stride {} pad {}", n, c, hw, hw, f, k, k, stride, k / 2),
+                 macs,
+                 [=](const DeviceConfig& cfg) { return kb::build_conv2d(cfg, sh, o); },
+                 quick,
+                 {{"n", n},
+                  {"c", c},
+                  {"h", hw},
+                  {"w", hw},
+                  {"f", f},
+                  {"kh", k},
+                  {"kw", k},
+                  {"stride", stride},
                   {"pad", k / 2}}});
   };
   conv(1, 128, 56, 128, 3, 1, true);
@@ -118,10 +142,13 @@ std::vector<Case> cases() {
   auto block = [&](int64_t seq, int64_t d, int64_t heads, int64_t ff, bool quick) {
     ref::BlockShape sh;
     sh.seq = seq, sh.d_model = d, sh.heads = heads, sh.d_ff = ff;
-    v.push_back({"transformer_block", fmt::format("seq {} d_model {} heads {} d_ff {} causal", seq, d, heads, ff),
-                 kb::transformer_block_macs(sh),
-                 [=](const DeviceConfig& c) { return kb::build_transformer_block(c, sh, ref::make_block_params(sh, 1)); },
-                 quick, {{"seq", seq}, {"d_model", d}, {"heads", heads}, {"d_ff", ff}, {"causal", true}}});
+    v.push_back(
+        {"transformer_block",
+         fmt::format("seq {} d_model {} heads {} d_ff {} causal", seq, d, heads, ff),
+         kb::transformer_block_macs(sh),
+         [=](const DeviceConfig& c) { return kb::build_transformer_block(c, sh, ref::make_block_params(sh, 1)); },
+         quick,
+         {{"seq", seq}, {"d_model", d}, {"heads", heads}, {"d_ff", ff}, {"causal", true}}});
   };
   block(512, 512, 4, 2048, true);
   block(1024, 1024, 8, 4096, false);
@@ -157,11 +184,16 @@ int run(const std::vector<std::string>& args) {
   std::vector<std::string> only;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    if (a == "--json") json = true;
-    else if (a == "--quick") quick = true;
-    else if (a == "--config" && i + 1 < args.size()) config = args[++i];
-    else if (a == "--only" && i + 1 < args.size()) only.push_back(args[++i]);
-    else throw Usage("bench kernels: unknown option '" + a + "' (options: --quick, --config C, --only KERNEL, --json)");
+    if (a == "--json")
+      json = true;
+    else if (a == "--quick")
+      quick = true;
+    else if (a == "--config" && i + 1 < args.size())
+      config = args[++i];
+    else if (a == "--only" && i + 1 < args.size())
+      only.push_back(args[++i]);
+    else
+      throw Usage("bench kernels: unknown option '" + a + "' (options: --quick, --config C, --only KERNEL, --json)");
   }
   const DeviceConfig& cfg = find_config(config);
   std::vector<Case> todo;
@@ -208,16 +240,23 @@ int run(const std::vector<std::string>& args) {
     j["config"] = cfg.name;
     j["tensor_engine"] = tensor_engine_name(driver.info().tensor_engine);
     for (const Row& r : rows)
-      j["rows"].push_back({{"kernel", r.kernel}, {"shape", r.shape}, {"params", r.params}, {"cycles", r.cycles}, {"macs", r.macs},
-                           {"utilization", r.utilization}, {"bound_by", r.bound_by},
-                           {"instructions", r.instructions}, {"host_wall_s", r.wall_s},
+      j["rows"].push_back({{"kernel", r.kernel},
+                           {"shape", r.shape},
+                           {"params", r.params},
+                           {"cycles", r.cycles},
+                           {"macs", r.macs},
+                           {"utilization", r.utilization},
+                           {"bound_by", r.bound_by},
+                           {"instructions", r.instructions},
+                           {"host_wall_s", r.wall_s},
                            {"host_wall_profiled_s", r.profiled_wall_s}});
     fmt::print("{}\n", j.dump());
     return 0;
   }
-  fmt::print("kernels on {} ({}x{} array, {} tensor engine): emulated cycles, TensorE utilisation = MACs / "
-             "(cycles x {} x {})\n",
-             cfg.name, cfg.rows, cfg.cols, tensor_engine_name(driver.info().tensor_engine), cfg.rows, cfg.cols);
+  fmt::print(
+      "kernels on {} ({}x{} array, {} tensor engine): emulated cycles, TensorE utilisation = MACs / "
+      "(cycles x {} x {})\n",
+      cfg.name, cfg.rows, cfg.cols, tensor_engine_name(driver.info().tensor_engine), cfg.rows, cfg.cols);
   fmt::print("  {:<17} {:<44} {:>10} {:>14} {:>7}  {:<10} {:>9}\n", "kernel", "shape", "cycles", "MACs", "util",
              "bound by", "host s");
   for (const Row& r : rows)

@@ -35,8 +35,8 @@ const char* mnemonic(Opcode op) {
 }
 
 std::string tile_str(const Tile& t) {
-  return fmt::format("'{}' ({} {}[{}:{}] x {}x{} {})", t.name, isa::space_name(uint64_t(t.space)),
-                     "p", t.part, t.part + t.np, t.n1, t.n0, isa::dtype_name(uint64_t(t.dtype)));
+  return fmt::format("'{}' ({} {}[{}:{}] x {}x{} {})", t.name, isa::space_name(uint64_t(t.space)), "p", t.part,
+                     t.part + t.np, t.n1, t.n0, isa::dtype_name(uint64_t(t.dtype)));
 }
 
 // Normalised dims: count-1 dimensions dropped.
@@ -53,8 +53,10 @@ uint32_t elem_bytes(isa::DType t) { return isa::dtype_bytes(uint64_t(t)); }
 
 isa::DType isa_dtype(model::DType t) {
   switch (t) {
-    case model::DType::kBf16: return isa::DType::kBf16;
-    case model::DType::kF32: return isa::DType::kF32;
+    case model::DType::kBf16:
+      return isa::DType::kBf16;
+    case model::DType::kF32:
+      return isa::DType::kF32;
   }
   bad("unknown model dtype");
 }
@@ -76,8 +78,8 @@ uint64_t Dram::elems() const {
 Ap Dram::rows(uint64_t r0, uint64_t nr, uint64_t c0, uint64_t nc) const {
   const uint64_t C = cols(), R = elems() / C;
   if (nr == 0 || nc == 0 || r0 + nr > R || c0 + nc > C)
-    bad(fmt::format("tensor '{}' {}: rows [{}, {}) x columns [{}, {}) is outside its {} x {}", name,
-                    shape_str(shape), r0, r0 + nr, c0, c0 + nc, R, C));
+    bad(fmt::format("tensor '{}' {}: rows [{}, {}) x columns [{}, {}) is outside its {} x {}", name, shape_str(shape),
+                    r0, r0 + nr, c0, c0 + nc, R, C));
   const uint64_t e = elem_bytes(dtype);
   return Ap{addr + (r0 * C + c0) * e, dtype, nc, {{nr, C * e}}, "tensor '" + name + "'"};
 }
@@ -92,8 +94,8 @@ Ap Dram::ap(uint64_t offset, uint64_t run_elems, std::initializer_list<std::pair
     last += (c - 1) * s;
   }
   if (run_elems == 0 || last > elems())
-    bad(fmt::format("tensor '{}' {}: the pattern reaches element {}, the tensor has {}", name, shape_str(shape),
-                    last, elems()));
+    bad(fmt::format("tensor '{}' {}: the pattern reaches element {}, the tensor has {}", name, shape_str(shape), last,
+                    elems()));
   if (a.dims.size() > 3) bad(fmt::format("tensor '{}': more than 3 dimensions in a DMA pattern", name));
   return a;
 }
@@ -101,7 +103,8 @@ Ap Dram::ap(uint64_t offset, uint64_t run_elems, std::initializer_list<std::pair
 // ---- Tile ----------------------------------------------------------------------------------------------
 
 Tile Tile::parts(uint32_t p0, uint32_t n) const {
-  if (n == 0 || p0 + n > np) bad(fmt::format("tile {}: partitions [{}, {}) outside its {}", tile_str(*this), p0, p0 + n, np));
+  if (n == 0 || p0 + n > np)
+    bad(fmt::format("tile {}: partitions [{}, {}) outside its {}", tile_str(*this), p0, p0 + n, np));
   Tile t = *this;
   t.part += p0, t.np = n;
   return t;
@@ -109,7 +112,8 @@ Tile Tile::parts(uint32_t p0, uint32_t n) const {
 
 Tile Tile::cols(uint64_t e0, uint64_t n) const {
   if (n1 != 1) bad(fmt::format("tile {}: cols() of a 2-D view", tile_str(*this)));
-  if (n == 0 || e0 + n > n0) bad(fmt::format("tile {}: elements [{}, {}) outside its {}", tile_str(*this), e0, e0 + n, n0));
+  if (n == 0 || e0 + n > n0)
+    bad(fmt::format("tile {}: elements [{}, {}) outside its {}", tile_str(*this), e0, e0 + n, n0));
   Tile t = *this;
   t.off += e0 * s0 * elem_bytes(dtype), t.n0 = uint32_t(n);
   return t;
@@ -136,9 +140,7 @@ uint64_t Tile::addr(uint64_t p, uint64_t e) const {
   return isa::make_addr(space, (part + p) * partition_bytes + off + e * s0 * elem_bytes(dtype));
 }
 
-uint64_t Tile::operand() const {
-  return isa::pack_operand({space, dtype, part, uint32_t(off), s0, s1});
-}
+uint64_t Tile::operand() const { return isa::pack_operand({space, dtype, part, uint32_t(off), s0, s1}); }
 
 uint64_t Tile::column() const { return isa::pack_column(space, dtype, part, uint32_t(off)); }
 
@@ -229,7 +231,8 @@ uint64_t Kernel::allocate(int space, const std::string& name, uint32_t np, uint6
     largest = std::max(largest, cap > prev ? cap - prev : 0);
     int shown = 0;
     for (const Alloc& a : allocs_)
-      if (a.live && a.space == space && shown++ < 8) holders += fmt::format("{}'{}' {} B", shown > 1 ? ", " : "", a.name, a.bytes);
+      if (a.live && a.space == space && shown++ < 8)
+        holders += fmt::format("{}'{}' {} B", shown > 1 ? ", " : "", a.name, a.bytes);
     throw Error(ErrorCode::kCapacity,
                 fmt::format("kernel '{}': {} tile '{}' ({} partitions x {} B per partition) does not fit: {} has {} B "
                             "per partition, {} B are held by {} live tiles ({}{}), the largest free range is {} B",
@@ -323,9 +326,7 @@ void Ring::release(Kernel& k) {
 
 // ---- Kernel: hazards -----------------------------------------------------------------------------------
 
-std::map<uint64_t, Kernel::Rec>& Kernel::track(Space s, uint32_t partition) {
-  return mem_[{int(s), partition}];
-}
+std::map<uint64_t, Kernel::Rec>& Kernel::track(Space s, uint32_t partition) { return mem_[{int(s), partition}]; }
 
 // Makes `at` a record boundary (if a record spans it).
 void Kernel::split_at(std::map<uint64_t, Rec>& m, uint64_t at) {
@@ -413,11 +414,15 @@ uint64_t Kernel::cost(int engine, const Instr& in) const {
       const uint64_t e = runs * std::max<uint64_t>(len, cfg_.dma_min_run_bytes);
       return cfg_.dma_latency_cycles + ceil_div(e, std::max<uint32_t>(cfg_.dma_bytes_per_cycle, 1));
     }
-    case Opcode::Matmul: return in.n * (in.dtype ? 6 : 1);
-    case Opcode::PeTranspose: return in.k;
-    case Opcode::Activation: return cfg_.scalar_start_cycles + std::max<uint64_t>(cfg_.scalar_min_cycles, in.n0 * in.n1);
+    case Opcode::Matmul:
+      return in.n * (in.dtype ? 6 : 1);
+    case Opcode::PeTranspose:
+      return in.k;
+    case Opcode::Activation:
+      return cfg_.scalar_start_cycles + std::max<uint64_t>(cfg_.scalar_min_cycles, in.n0 * in.n1);
     case Opcode::Nop:
-    case Opcode::Notify: return 0;
+    case Opcode::Notify:
+      return 0;
     default: {
       const uint64_t k = in.opcode == Opcode::TensorTensor ? 2 : in.opcode == Opcode::Select ? 3 : 1;
       (void)engine;
@@ -473,7 +478,8 @@ std::vector<Ref> Kernel::dma(const Ap& dst, const Ap& src, const DmaOpts& opts) 
   if (queues.empty())
     for (int q = 0; q < cfg_.dma_queues; ++q) queues.push_back(q);
   for (int q : queues)
-    if (q < 0 || q >= cfg_.dma_queues) bad(fmt::format("kernel '{}': DMA queue {} does not exist ({} queues)", name_, q, cfg_.dma_queues));
+    if (q < 0 || q >= cfg_.dma_queues)
+      bad(fmt::format("kernel '{}': DMA queue {} does not exist ({} queues)", name_, q, cfg_.dma_queues));
   // Split along the outermost dimension.
   const uint64_t bytes = std::max(src.bytes(), dst.bytes());
   const uint64_t outer = sd.empty() ? 1 : sd.back().first;
@@ -532,8 +538,8 @@ Ref Kernel::compute(int engine, Instr in, const Tile& out, std::initializer_list
     Tile v = *t;
     if (v.n0 != out.n0) {
       if (!v.dense())
-        bad(fmt::format("kernel '{}': {}: operand {} {} is {}x{}, the output is {}x{}", name_,
-                        mnemonic(in.opcode), roles[i], tile_str(v), v.n1, v.n0, out.n1, out.n0));
+        bad(fmt::format("kernel '{}': {}: operand {} {} is {}x{}, the output is {}x{}", name_, mnemonic(in.opcode),
+                        roles[i], tile_str(v), v.n1, v.n0, out.n1, out.n0));
       v.n1 = out.n1, v.n0 = out.n0, v.s1 = out.n0, v.s0 = 1;
     }
     const uint64_t w = v.operand();
@@ -546,18 +552,20 @@ Ref Kernel::compute(int engine, Instr in, const Tile& out, std::initializer_list
 Ref Kernel::matmul(const Tile& out, const Tile& st, const Tile& mv, bool accumulate) {
   const bool fp32 = st.dtype == isa::DType::kF32;
   auto fail = [&](const std::string& why) {
-    bad(fmt::format("kernel '{}': matmul out {} = stationary {}^T x moving {}: {}", name_, tile_str(out),
-                    tile_str(st), tile_str(mv), why));
+    bad(fmt::format("kernel '{}': matmul out {} = stationary {}^T x moving {}: {}", name_, tile_str(out), tile_str(st),
+                    tile_str(mv), why));
   };
   if (st.space != Space::kSbuf || mv.space != Space::kSbuf) fail("operands must be in SBUF");
   if (out.space != Space::kPsum) fail("the output must be in PSUM");
   if (st.dtype != mv.dtype || (st.dtype != isa::DType::kBf16 && !fp32)) fail("operands must both be bf16 or both f32");
-  if (!st.dense() || !mv.dense() || !out.dense() || st.n1 != 1 || mv.n1 != 1 || out.n1 != 1) fail("operands must be dense 1-D views");
+  if (!st.dense() || !mv.dense() || !out.dense() || st.n1 != 1 || mv.n1 != 1 || out.n1 != 1)
+    fail("operands must be dense 1-D views");
   if (st.np != mv.np) fail(fmt::format("contraction partitions differ ({} vs {})", st.np, mv.np));
   if (st.np > uint32_t(cfg_.rows)) fail(fmt::format("k = {} exceeds the array's {} rows", st.np, cfg_.rows));
   if (st.n0 > uint32_t(cfg_.cols)) fail(fmt::format("m = {} exceeds the array's {} columns", st.n0, cfg_.cols));
   if (out.np != st.n0 || out.n0 != mv.n0) fail(fmt::format("output must be {} x {}", st.n0, mv.n0));
-  if (mv.n0 > cfg_.psum_bank_bytes / 4) fail(fmt::format("n = {} exceeds one PSUM bank ({})", mv.n0, cfg_.psum_bank_bytes / 4));
+  if (mv.n0 > cfg_.psum_bank_bytes / 4)
+    fail(fmt::format("n = {} exceeds one PSUM bank ({})", mv.n0, cfg_.psum_bank_bytes / 4));
   if (out.off / cfg_.psum_bank_bytes != (out.off + uint64_t(out.n0) * 4 - 1) / cfg_.psum_bank_bytes)
     fail("the output crosses a PSUM bank");
   Instr in;
@@ -573,7 +581,8 @@ Ref Kernel::pe_transpose(const Tile& out, const Tile& t) {
   auto fail = [&](const std::string& why) {
     bad(fmt::format("kernel '{}': pe_transpose out {} = {}^T: {}", name_, tile_str(out), tile_str(t), why));
   };
-  if (t.space != Space::kSbuf || t.dtype != isa::DType::kBf16 || !t.dense() || t.n1 != 1) fail("input must be a dense bf16 SBUF view");
+  if (t.space != Space::kSbuf || t.dtype != isa::DType::kBf16 || !t.dense() || t.n1 != 1)
+    fail("input must be a dense bf16 SBUF view");
   if (out.space != Space::kPsum || !out.dense() || out.n1 != 1) fail("output must be a dense PSUM view");
   if (t.np > uint32_t(cfg_.rows) || t.n0 > uint32_t(cfg_.cols)) fail("larger than the array");
   if (out.np != t.n0 || out.n0 != t.np) fail(fmt::format("output must be {} x {}", t.n0, t.np));
@@ -611,10 +620,14 @@ Ref Kernel::tensor_scalar(const Tile& out, const Tile& x, isa::AluOp op0, const 
   Instr in;
   in.opcode = Opcode::TensorScalar;
   in.op0 = uint64_t(op0), in.op1 = uint64_t(op1), in.rev0 = rev0, in.rev1 = rev1;
-  if (s0.column) in.col0_en = 1, in.col0 = s0.column->column();
-  else in.imm0 = std::bit_cast<uint32_t>(s0.imm);
-  if (s1.column) in.col1_en = 1, in.col1 = s1.column->column();
-  else in.imm1 = std::bit_cast<uint32_t>(s1.imm);
+  if (s0.column)
+    in.col0_en = 1, in.col0 = s0.column->column();
+  else
+    in.imm0 = std::bit_cast<uint32_t>(s0.imm);
+  if (s1.column)
+    in.col1_en = 1, in.col1 = s1.column->column();
+  else
+    in.imm1 = std::bit_cast<uint32_t>(s1.imm);
   return compute(isa::kEngineVector, in, out, {&x});
 }
 
@@ -628,8 +641,8 @@ Ref Kernel::tensor_reduce(const Tile& out, const Tile& x, isa::AluOp op, int axe
   Tile o = out;
   const uint64_t want = (axes & 1 ? 1 : x.n0) * (axes & 2 ? 1 : x.n1);
   if (out.np != x.np || out.free_elems() != want)
-    bad(fmt::format("kernel '{}': tensor_reduce of {} over axes {} writes {}x{} elements, the output {} has {}x{}", name_,
-                    tile_str(x), axes, x.np, want, tile_str(out), out.np, out.free_elems()));
+    bad(fmt::format("kernel '{}': tensor_reduce of {} over axes {} writes {}x{} elements, the output {} has {}x{}",
+                    name_, tile_str(x), axes, x.np, want, tile_str(out), out.np, out.free_elems()));
   if (axes == 2) o.s0 = out.s0, o.s1 = 0;
   if (axes == 1) o.s0 = 0, o.s1 = out.n1 > 1 ? out.s1 : out.s0;
   if (axes == 3) o.s0 = 0, o.s1 = 0;

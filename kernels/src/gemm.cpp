@@ -34,9 +34,8 @@ namespace tcemu::kb {
 void gemm(Kernel& k, const Dram& a, const Dram& b, const Dram& c, const GemmOptions& o) {
   if (a.shape.size() != 2 || b.shape.size() != 2 || c.shape.size() != 2 ||
       c.shape[0] != (o.a_transposed ? a.shape[1] : a.shape[0]) || c.shape[1] != b.shape[1])
-    throw Error(ErrorCode::kInvalidArgument,
-                fmt::format("gemm in kernel '{}': c {} does not match a x b", k.name(),
-                            fmt::format("[{}]", fmt::join(c.shape, ", "))));
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("gemm in kernel '{}': c {} does not match a x b", k.name(),
+                                                         fmt::format("[{}]", fmt::join(c.shape, ", "))));
   // Evicted and stored in halves, so the first half's store overlaps the second half's copy.
   const DmaOpts store_opts{{}, k.config().dma_queues};
   gemm_tiles(k, a, b, o, [&](const Tile& acc, const Tile& out, uint64_t m0, uint64_t mw, uint64_t n0, uint64_t nw) {
@@ -105,11 +104,15 @@ void gemm_tiles(Kernel& k, const Dram& a, const Dram& b, const GemmOptions& o, c
   const uint64_t NT = plan.nt, outs_n = plan.outs, nts = ceil_div(N, NT);
   std::optional<Tile> a_all;
   std::optional<Ring> a_ring;
-  if (a_res) a_all = k.sbuf("aT", cd, uint32_t(R), kt * Mp);
-  else a_ring.emplace(k, "aT_block", isa::Space::kSbuf, cd, uint32_t(R), round_up(MT, B), 4);
+  if (a_res)
+    a_all = k.sbuf("aT", cd, uint32_t(R), kt * Mp);
+  else
+    a_ring.emplace(k, "aT_block", isa::Space::kSbuf, cd, uint32_t(R), round_up(MT, B), 4);
   std::optional<Ring> b_ring;
-  if (b_panel) b_ring.emplace(k, "b_panel", isa::Space::kSbuf, cd, uint32_t(R), kt * NT, 2);
-  else b_ring.emplace(k, "b_block", isa::Space::kSbuf, cd, uint32_t(R), NT, 4);
+  if (b_panel)
+    b_ring.emplace(k, "b_panel", isa::Space::kSbuf, cd, uint32_t(R), kt * NT, 2);
+  else
+    b_ring.emplace(k, "b_block", isa::Space::kSbuf, cd, uint32_t(R), NT, 4);
   std::optional<Ring> stage, trans;
   if (!o.a_transposed) {
     stage.emplace(k, "a_stage", isa::Space::kSbuf, cd, uint32_t(round_up(MT, B)), round_up(std::min(K, R), B), 8);
@@ -156,8 +159,7 @@ void gemm_tiles(Kernel& k, const Dram& a, const Dram& b, const GemmOptions& o, c
     panels[j] = &b_ring->next();
     for (uint64_t t = 0; t < kt; ++t) {
       const uint64_t k0 = t * R, kw = std::min(R, K - k0);
-      k.dma(panels[j]->cols(t * NT, nw).parts(0, uint32_t(kw)).ap(), b.rows(k0, kw, n0, nw),
-            {{}, t == 0 ? split : 0});
+      k.dma(panels[j]->cols(t * NT, nw).parts(0, uint32_t(kw)).ap(), b.rows(k0, kw, n0, nw), {{}, t == 0 ? split : 0});
     }
   };
   // Prologue, in the order the first matmuls need the data: the first k-tile of aT and b split over every

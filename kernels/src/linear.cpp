@@ -44,7 +44,8 @@ void linear(Kernel& k, const Dram& xT, const Dram& w, const Dram& b, const Dram*
   // Residual tiles [features x tokens] are loaded when their tile's matmuls are issued (a ring of 3).
   std::optional<Ring> r_ring;
   if (residual)
-    r_ring.emplace(k, "r", isa::Space::kSbuf, isa::DType::kF32, uint32_t(FT), std::min<uint64_t>(NB, uint64_t(xT.shape[1])), 3);
+    r_ring.emplace(k, "r", isa::Space::kSbuf, isa::DType::kF32, uint32_t(FT),
+                   std::min<uint64_t>(NB, uint64_t(xT.shape[1])), 3);
   Tile r;
   const DmaOpts store_opts{{}, cfg.dma_queues};
   GemmOptions go;
@@ -54,17 +55,20 @@ void linear(Kernel& k, const Dram& xT, const Dram& w, const Dram& b, const Dram*
     r = r_ring->next().parts(0, uint32_t(fw)).cols(0, tw);
     k.dma(r.ap(), rT->rows(f0, fw, t0, tw), store_opts);
   };
-  gemm_tiles(k, w, xT, go, [&](const Tile& acc, const Tile& out, uint64_t f0, uint64_t fw, uint64_t t0, uint64_t tw) {
-    const uint64_t h = ceil_div(tw, 2);
-    const Tile col = bias.parts(0, uint32_t(fw)).col(f0 / FT);
-    for (uint64_t c0 = 0; c0 < tw; c0 += h) {
-      const uint64_t cw = std::min(h, tw - c0);
-      const Tile o = out.cols(c0, cw);
-      k.activation(o, acc.cols(c0, cw), opts.act, {1.0f, col, std::nullopt});
-      if (residual) k.tensor_tensor(o, o, r.cols(c0, cw), isa::AluOp::kAdd);
-      k.dma(yT.rows(f0, fw, t0 + c0, cw), o.ap(), store_opts);
-    }
-  }, before);
+  gemm_tiles(
+      k, w, xT, go,
+      [&](const Tile& acc, const Tile& out, uint64_t f0, uint64_t fw, uint64_t t0, uint64_t tw) {
+        const uint64_t h = ceil_div(tw, 2);
+        const Tile col = bias.parts(0, uint32_t(fw)).col(f0 / FT);
+        for (uint64_t c0 = 0; c0 < tw; c0 += h) {
+          const uint64_t cw = std::min(h, tw - c0);
+          const Tile o = out.cols(c0, cw);
+          k.activation(o, acc.cols(c0, cw), opts.act, {1.0f, col, std::nullopt});
+          if (residual) k.tensor_tensor(o, o, r.cols(c0, cw), isa::AluOp::kAdd);
+          k.dma(yT.rows(f0, fw, t0 + c0, cw), o.ap(), store_opts);
+        }
+      },
+      before);
 }
 
 model::Model build_linear(const DeviceConfig& cfg, int M, int N, int K, const LinearOptions& opts) {

@@ -35,10 +35,12 @@ void transformer_block(Kernel& k, const Dram& x, const Dram& y, const ref::Block
   auto tmp = [&](const char* name, DType t, int64_t r, int64_t c) { return k.scratch(name, t, {r, c}); };
   // Matmul operands are bf16 on the device; intermediates that only feed matmuls are stored as bf16 (a
   // transpose keeps the dtype); the residual stream (x, xT, x1T, x1, yT) stays f32.
-  const Dram h1 = tmp("h1", DType::kBf16, S, D), h1T = tmp("h1T", DType::kBf16, D, S), xT = tmp("xT", DType::kF32, D, S);
+  const Dram h1 = tmp("h1", DType::kBf16, S, D), h1T = tmp("h1T", DType::kBf16, D, S),
+             xT = tmp("xT", DType::kF32, D, S);
   const Dram qT = tmp("qT", DType::kBf16, D, S), kT = tmp("kT", DType::kBf16, D, S), vT = tmp("vT", DType::kBf16, D, S);
   const Dram v = tmp("v", DType::kBf16, S, D), oT = tmp("oT", DType::kBf16, D, S), x1T = tmp("x1T", DType::kF32, D, S);
-  const Dram x1 = tmp("x1", DType::kF32, S, D), h2 = tmp("h2", DType::kBf16, S, D), h2T = tmp("h2T", DType::kBf16, D, S);
+  const Dram x1 = tmp("x1", DType::kF32, S, D), h2 = tmp("h2", DType::kBf16, S, D),
+             h2T = tmp("h2T", DType::kBf16, D, S);
   const Dram uT = tmp("uT", DType::kBf16, F, S), yT = tmp("yT", DType::kF32, D, S);
   NormOptions no;
   no.eps = s.eps;

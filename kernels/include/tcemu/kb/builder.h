@@ -76,20 +76,20 @@ struct Tile {
 
   uint64_t free_elems() const { return uint64_t(n0) * n1; }
   bool dense() const { return s0 == 1 && (n1 == 1 || s1 == n0); }  // contiguous in each partition
-  Tile parts(uint32_t p0, uint32_t n) const;       // partitions [p0, p0 + n) of the view
-  Tile cols(uint64_t e0, uint64_t n) const;        // free elements [e0, e0 + n) of a 1-D view
-  Tile col(uint64_t e) const { return cols(e, 1); }  // one element per partition (a column operand)
+  Tile parts(uint32_t p0, uint32_t n) const;                       // partitions [p0, p0 + n) of the view
+  Tile cols(uint64_t e0, uint64_t n) const;                        // free elements [e0, e0 + n) of a 1-D view
+  Tile col(uint64_t e) const { return cols(e, 1); }                // one element per partition (a column operand)
   Tile view2(uint32_t n1, uint32_t n0, uint32_t s1, uint32_t s0 = 1) const;  // any 2-D pattern from `off`
-  Tile bcast(uint32_t n) const;                    // a column repeated n times along the free dimension
+  Tile bcast(uint32_t n) const;                         // a column repeated n times along the free dimension
   uint64_t addr(uint64_t p = 0, uint64_t e = 0) const;  // device address of element e of partition p
-  uint64_t operand() const;                        // the 64-bit tensor operand word
-  uint64_t column() const;                         // the 32-bit column operand (first element)
-  Ap ap() const;                                   // as one side of a dma_copy
+  uint64_t operand() const;                             // the 64-bit tensor operand word
+  uint64_t column() const;                              // the 32-bit column operand (first element)
+  Ap ap() const;                                        // as one side of a dma_copy
 };
 
 // A per-partition scalar: an fp32 immediate or a column.
 struct Scalar {
-  Scalar(float v) : imm(v) {}  // NOLINT: implicit on purpose
+  Scalar(float v) : imm(v) {}           // NOLINT: implicit on purpose
   Scalar(const Tile& c) : column(c) {}  // NOLINT
   float imm = 0;
   std::optional<Tile> column;
@@ -150,6 +150,7 @@ class Kernel {
     ~Scope();
     Scope(const Scope&) = delete;
     Scope& operator=(const Scope&) = delete;
+
    private:
     Kernel& k_;
     size_t mark_;
@@ -199,8 +200,7 @@ class Kernel {
     Ref writer;
     std::array<uint32_t, isa::kMaxEngines> readers{};
   };
-  uint64_t allocate(int space, const std::string& name, uint32_t np, uint64_t bytes, uint64_t align,
-                    uint64_t bank);
+  uint64_t allocate(int space, const std::string& name, uint32_t np, uint64_t bytes, uint64_t align, uint64_t bank);
   std::vector<Ref> hazards(const isa::Footprint& fp);
   void record(const isa::Footprint& fp, Ref r);
   std::map<uint64_t, Rec>& track(isa::Space s, uint32_t partition);
@@ -228,6 +228,7 @@ class Ring {
   const Tile& next() { return tiles_[i_++ % tiles_.size()]; }
   const Tile& operator[](size_t i) const { return tiles_[i % tiles_.size()]; }
   void release(Kernel& k);
+
  private:
   std::vector<Tile> tiles_;
   size_t i_ = 0;

@@ -14,9 +14,9 @@
 namespace tcemu::kb {
 
 struct GemmOptions {
-  bool a_transposed = false;                       // "aT" [K, M] instead of "a" [M, K]
-  isa::DType compute = isa::DType::kBf16;          // matmul operand type: bf16 or f32
-  model::DType in_dtype = model::DType::kBf16;     // dtype of the HBM inputs (build_gemm)
+  bool a_transposed = false;                    // "aT" [K, M] instead of "a" [M, K]
+  isa::DType compute = isa::DType::kBf16;       // matmul operand type: bf16 or f32
+  model::DType in_dtype = model::DType::kBf16;  // dtype of the HBM inputs (build_gemm)
 };
 
 // The GEMM schedule with the caller's epilogue: after the matmuls of each output tile (rows m0 .. m0+mw,
@@ -24,8 +24,8 @@ struct GemmOptions {
 // is the PSUM view [mw, nw] holding a x b for the tile, `out` an SBUF f32 tile [mw, nw] (a ring entry the
 // epilogue may write; its reuse is synchronised by the builder). Tiles come n-tile by n-tile (n-tiles
 // of up to a PSUM bank, m-tiles of up to the array's columns).
-using Epilogue = std::function<void(const Tile& acc, const Tile& out, uint64_t m0, uint64_t mw, uint64_t n0,
-                                    uint64_t nw)>;
+using Epilogue =
+    std::function<void(const Tile& acc, const Tile& out, uint64_t m0, uint64_t mw, uint64_t n0, uint64_t nw)>;
 // `before(m0, mw, n0, nw)`, if given, is called before each tile's matmuls (to load what the epilogue
 // needs early: DMA queues run in order, so a load emitted in the epilogue waits behind earlier stores).
 using TileHook = std::function<void(uint64_t m0, uint64_t mw, uint64_t n0, uint64_t nw)>;

@@ -33,8 +33,7 @@ class Program {
   const DeviceConfig& config() const { return cfg_; }
 
   // Adds a tensor to the model's HBM window (64-byte aligned); returns its "hbm:" device address.
-  uint64_t add_tensor(const std::string& name, model::DType dtype, model::TensorKind kind,
-                      std::vector<int64_t> shape);
+  uint64_t add_tensor(const std::string& name, model::DType dtype, model::TensorKind kind, std::vector<int64_t> shape);
 
   // Sets the data of tensor `name` (made a constant: written when the model is loaded). `bytes` must be
   // the tensor's size, in device layout.
