@@ -28,8 +28,16 @@ void transformer_block(Kernel& k, const Dram& x, const Dram& y, const ref::Block
     return k.constant(name, DType::kBf16, {in, out}, v);
   };
   const Dram ln1_g = vec("ln1_g", p.ln1_g), ln1_b = vec("ln1_b", p.ln1_b);
-  const Dram wq = mat("wq", D, D, p.wq), bq = vec("bq", p.bq), wk = mat("wk", D, D, p.wk), bk = vec("bk", p.bk);
-  const Dram wv = mat("wv", D, D, p.wv), bv = vec("bv", p.bv), wo = mat("wo", D, D, p.wo), bo = vec("bo", p.bo);
+  // The three projections as one linear layer: wqkv [D, 3D] = [Wq | Wk | Wv], bqkv = [bq, bk, bv].
+  std::vector<float> wqkv(size_t(3 * D * D)), bqkv;
+  for (int64_t i = 0; i < D; ++i)
+    for (int64_t j = 0; j < D; ++j) {
+      const size_t at = size_t(i * D + j), row = size_t(i * 3 * D + j);
+      wqkv[row] = p.wq[at], wqkv[row + size_t(D)] = p.wk[at], wqkv[row + 2 * size_t(D)] = p.wv[at];
+    }
+  for (const auto* b : {&p.bq, &p.bk, &p.bv}) bqkv.insert(bqkv.end(), b->begin(), b->end());
+  const Dram w_qkv = mat("wqkv", D, 3 * D, wqkv), b_qkv = vec("bqkv", bqkv);
+  const Dram wo = mat("wo", D, D, p.wo), bo = vec("bo", p.bo);
   const Dram ln2_g = vec("ln2_g", p.ln2_g), ln2_b = vec("ln2_b", p.ln2_b);
   const Dram w1 = mat("w1", D, F, p.w1), b1 = vec("b1", p.b1), w2 = mat("w2", F, D, p.w2), b2 = vec("b2", p.b2);
   auto tmp = [&](const char* name, DType t, int64_t r, int64_t c) { return k.scratch(name, t, {r, c}); };
@@ -37,7 +45,12 @@ void transformer_block(Kernel& k, const Dram& x, const Dram& y, const ref::Block
   // transpose keeps the dtype); the residual stream (x, xT, x1T, x1, yT) stays f32.
   const Dram h1 = tmp("h1", DType::kBf16, S, D), h1T = tmp("h1T", DType::kBf16, D, S),
              xT = tmp("xT", DType::kF32, D, S);
-  const Dram qT = tmp("qT", DType::kBf16, D, S), kT = tmp("kT", DType::kBf16, D, S), vT = tmp("vT", DType::kBf16, D, S);
+  // qkvT [3D, S]: qT, kT and vT are its three row blocks.
+  const Dram qkvT = tmp("qkvT", DType::kBf16, 3 * D, S);
+  auto rows_of = [&](const char* name, int64_t block) {
+    return Dram{name, qkvT.dtype, {D, S}, qkvT.addr + uint64_t(block * D * S) * elem_bytes(qkvT.dtype)};
+  };
+  const Dram qT = rows_of("qT", 0), kT = rows_of("kT", 1), vT = rows_of("vT", 2);
   const Dram v = tmp("v", DType::kBf16, S, D), oT = tmp("oT", DType::kBf16, D, S), x1T = tmp("x1T", DType::kF32, D, S);
   const Dram x1 = tmp("x1", DType::kF32, S, D), h2 = tmp("h2", DType::kBf16, S, D),
              h2T = tmp("h2T", DType::kBf16, D, S);
@@ -48,9 +61,7 @@ void transformer_block(Kernel& k, const Dram& x, const Dram& y, const ref::Block
   layernorm(k, x, ln1_g, ln1_b, h1, no);
   transpose(k, h1, h1T);
   transpose(k, x, xT);
-  linear(k, h1T, wq, bq, nullptr, qT, proj);
-  linear(k, h1T, wk, bk, nullptr, kT, proj);
-  linear(k, h1T, wv, bv, nullptr, vT, proj);
+  linear(k, h1T, w_qkv, b_qkv, nullptr, qkvT, proj);
   transpose(k, vT, v);
   AttentionOptions ao;
   ao.heads = int(s.heads);

@@ -2,7 +2,7 @@
 // tcemu/ref_block.h defines it) composed from the kernel library into one model:
 //
 //   layernorm(x) -> h1 ; transpose(h1) -> h1T ; transpose(x) -> xT
-//   linear(h1T; Wq, bq) -> qT ; linear(h1T; Wk, bk) -> kT ; linear(h1T; Wv, bv) -> vT ; transpose(vT) -> v
+//   linear(h1T; [Wq|Wk|Wv], [bq,bk,bv]) -> qkvT = [qT; kT; vT] ; transpose(vT) -> v
 //   attention(qT, kT, v; H heads, causal) -> oT
 //   linear(oT; Wo, bo; + xT) -> x1T ; transpose(x1T) -> x1
 //   layernorm(x1) -> h2 ; transpose(h2) -> h2T
