@@ -40,11 +40,6 @@ namespace tcemu::kb {
 
 namespace {
 
-
-
-
-
-
 void norm_rows(Kernel& k, const char* what, const Dram& x, const Dram& gamma, const Dram* beta, const Dram& y,
                const NormOptions& o) {
   const DeviceConfig& cfg = k.config();
@@ -53,9 +48,11 @@ void norm_rows(Kernel& k, const char* what, const Dram& x, const Dram& gamma, co
   };
   if (x.shape.empty() || x.elems() == 0) fail(fmt::format("x '{}' is empty", x.name));
   const uint64_t D = x.cols(), R = x.elems() / D;
-  if (y.elems() != x.elems() || y.cols() != D)
+  if (!o.transposed_out && (y.elems() != x.elems() || y.cols() != D))
     fail(fmt::format("y '{}' ({} elements, rows of {}) does not have the shape of x '{}' ({} rows of {})", y.name,
                      y.elems(), y.cols(), x.name, R, D));
+  if (o.transposed_out && (y.elems() != x.elems() || y.cols() != R || y.dtype != isa::DType::kBf16))
+    fail(fmt::format("transposed y '{}' must be bf16 [{}, {}] (x '{}' is {} rows of {})", y.name, D, R, x.name, R, D));
   if (gamma.elems() != D) fail(fmt::format("gamma '{}' has {} elements, D = {}", gamma.name, gamma.elems(), D));
   if (beta && beta->elems() != D) fail(fmt::format("beta '{}' has {} elements, D = {}", beta->name, beta->elems(), D));
   auto float_dtype = [](const Dram& t) { return t.dtype == isa::DType::kF32 || t.dtype == isa::DType::kBf16; };
@@ -86,6 +83,14 @@ void norm_rows(Kernel& k, const char* what, const Dram& x, const Dram& gamma, co
   std::optional<Ring> ys;
   if (!in_place) ys.emplace(k, nm + ".y", isa::Space::kSbuf, isa::DType::kF32, np, D, bufs);
   Ring stats(k, nm + ".stats", isa::Space::kSbuf, isa::DType::kF32, np, 5, bufs);
+  // Transposed output: the bf16 row tile, PSUM blocks [128 features x np rows] and their bf16 copies.
+  const uint64_t C = uint64_t(cfg.cols);
+  std::optional<Ring> ybf, tps, tsb;
+  if (o.transposed_out) {
+    ybf.emplace(k, nm + ".ybf", isa::Space::kSbuf, isa::DType::kBf16, np, D, 2);
+    tps.emplace(k, nm + ".yT_psum", isa::Space::kPsum, isa::DType::kF32, uint32_t(std::min(D, C)), np, 2);
+    tsb.emplace(k, nm + ".yT", isa::Space::kSbuf, isa::DType::kBf16, uint32_t(std::min(D, C)), np, 3);
+  }
 
   const uint64_t tiles = ceil_div(R, P);
   auto rows = [&](uint64_t i) { return uint32_t(std::min(P, R - i * P)); };
@@ -119,6 +124,22 @@ void norm_rows(Kernel& k, const char* what, const Dram& x, const Dram& gamma, co
   auto stage_b = [&](uint64_t i) {
     const uint32_t n = rows(i);
     const Tile yt = y_tile(i);
+    if (o.transposed_out) {
+      // The last VectorE op writes bf16; each block of up to C features is transposed through PSUM, copied
+      // to SBUF by ScalarE (bf16 values: exact) and stored as rows of yT.
+      const Tile yb = ybf->next().parts(0, n);
+      k.tensor_tensor(beta ? yt : yb, yt, g.parts(0, n), isa::AluOp::kMul);
+      if (beta) k.tensor_tensor(yb, yt, b->parts(0, n), isa::AluOp::kAdd);
+      stored = true;
+      for (uint64_t d0 = 0; d0 < D; d0 += C) {
+        const uint32_t dw = uint32_t(std::min(C, D - d0));
+        const Tile ps = tps->next().parts(0, dw).cols(0, n), sb = tsb->next().parts(0, dw).cols(0, n);
+        k.pe_transpose(ps, yb.cols(d0, dw));
+        k.copy_scalar(sb, ps);
+        k.dma(y.rows(d0, dw, i * P, n), sb.ap(), spread(i + lag + 1 >= tiles ? q.all : q.store, sb.ap().bytes()));
+      }
+      return;
+    }
     k.tensor_tensor(yt, yt, g.parts(0, n), isa::AluOp::kMul);
     if (beta) k.tensor_tensor(yt, yt, b->parts(0, n), isa::AluOp::kAdd);
     stored = true;

@@ -43,8 +43,7 @@ void transformer_block(Kernel& k, const Dram& x, const Dram& y, const ref::Block
   auto tmp = [&](const char* name, DType t, int64_t r, int64_t c) { return k.scratch(name, t, {r, c}); };
   // Matmul operands are bf16 on the device; intermediates that only feed matmuls are stored as bf16 (a
   // transpose keeps the dtype); the residual stream (x, xT, x1T, x1, yT) stays f32.
-  const Dram h1 = tmp("h1", DType::kBf16, S, D), h1T = tmp("h1T", DType::kBf16, D, S),
-             xT = tmp("xT", DType::kF32, D, S);
+  const Dram h1T = tmp("h1T", DType::kBf16, D, S), xT = tmp("xT", DType::kF32, D, S);
   // qkvT [3D, S]: qT, kT and vT are its three row blocks.
   const Dram qkvT = tmp("qkvT", DType::kBf16, 3 * D, S);
   auto rows_of = [&](const char* name, int64_t block) {
@@ -52,14 +51,14 @@ void transformer_block(Kernel& k, const Dram& x, const Dram& y, const ref::Block
   };
   const Dram qT = rows_of("qT", 0), kT = rows_of("kT", 1), vT = rows_of("vT", 2);
   const Dram v = tmp("v", DType::kBf16, S, D), oT = tmp("oT", DType::kBf16, D, S), x1T = tmp("x1T", DType::kF32, D, S);
-  const Dram x1 = tmp("x1", DType::kF32, S, D), h2 = tmp("h2", DType::kBf16, S, D),
-             h2T = tmp("h2T", DType::kBf16, D, S);
+  const Dram x1 = tmp("x1", DType::kF32, S, D), h2T = tmp("h2T", DType::kBf16, D, S);
   const Dram uT = tmp("uT", DType::kBf16, F, S), yT = tmp("yT", DType::kF32, D, S);
   NormOptions no;
   no.eps = s.eps;
   const LinearOptions proj{isa::ActFunc::kIdentity, false};
-  layernorm(k, x, ln1_g, ln1_b, h1, no);
-  transpose(k, h1, h1T);
+  NormOptions nt = no;
+  nt.transposed_out = true;  // h1T, h2T straight from the norms (rounded to bf16, turned by TensorE)
+  layernorm(k, x, ln1_g, ln1_b, h1T, nt);
   transpose(k, x, xT);
   linear(k, h1T, w_qkv, b_qkv, nullptr, qkvT, proj);
   transpose(k, vT, v);
@@ -69,8 +68,7 @@ void transformer_block(Kernel& k, const Dram& x, const Dram& y, const ref::Block
   attention(k, qT, kT, v, oT, ao);
   linear(k, oT, wo, bo, &xT, x1T, {isa::ActFunc::kIdentity, true});
   transpose(k, x1T, x1);
-  layernorm(k, x1, ln2_g, ln2_b, h2, no);
-  transpose(k, h2, h2T);
+  layernorm(k, x1, ln2_g, ln2_b, h2T, nt);
   linear(k, h2T, w1, b1, nullptr, uT, {isa::ActFunc::kGeluTanh, false});
   linear(k, uT, w2, b2, &x1T, yT, {isa::ActFunc::kIdentity, true});
   transpose(k, yT, y);

@@ -195,6 +195,75 @@ TEST(NormComposed, Bf16OutputRoundsOnce) {
   EXPECT_GT(ok.worst, 0.1);  // the bf16 rounding is there (f32 results use a few % of the f32 bound)
 }
 
+// transposed_out: yT [D, R] bf16 straight from the kernel. VectorE rounds the fp32 result to bf16 once and
+// TensorE's transpose moves bf16 values exactly (-0 and subnormals become +0), so yT must equal the
+// kernel's own f32 output (checked against fp64 above) rounded to bf16 and transposed, bit for bit; the
+// same model computes both from the same x. Several row tiles, D over two array widths, both norms,
+// trn1 (fast engine) and tc1-16 (RTL in lockstep).
+struct TransposedCase {
+  const char* config;
+  bool layernorm;
+  int64_t R, D;
+};
+class NormTransposed : public ::testing::TestWithParam<TransposedCase> {};
+
+TEST_P(NormTransposed, EqualsTheRowOutputRoundedToBf16AndTransposed) {
+  {
+    const TransposedCase t = GetParam();
+    const DeviceConfig& cfg = find_config(t.config);
+    kb::Kernel k(cfg, "norm_transposed");
+    const auto x = k.input("x", model::DType::kF32, {t.R, t.D});
+    const auto g = k.input("gamma", model::DType::kF32, {t.D});
+    const auto b = k.input("beta", model::DType::kF32, {t.D});
+    const auto y = k.output("y", model::DType::kF32, {t.R, t.D});
+    const auto yT = k.output("yT", model::DType::kBf16, {t.D, t.R});
+    kb::NormOptions o{kEps};
+    kb::NormOptions ot = o;
+    ot.transposed_out = true;
+    if (t.layernorm) {
+      kb::layernorm(k, x, g, b, y, o);
+      kb::layernorm(k, x, g, b, yT, ot);
+    } else {
+      kb::rmsnorm(k, x, g, y, o);
+      kb::rmsnorm(k, x, g, yT, ot);
+    }
+    testing_rig::Device dev(cfg,
+                            t.config == std::string("trn1") ? TensorEngineKind::kFast : TensorEngineKind::kLockstep);
+    std::mt19937 rng(9);
+    rt::TensorMap in;
+    in["x"] = {{t.R, t.D}, testing_rig::uniform(rng, size_t(t.R * t.D), -1, 3)};
+    in["gamma"] = {{t.D}, testing_rig::uniform(rng, size_t(t.D), 0.5f, 1.5f)};
+    in["beta"] = {{t.D}, testing_rig::uniform(rng, size_t(t.D), -0.5f, 0.5f)};
+    const auto r = dev.run(k.finish(), in);
+    const auto& rows = r.outputs.at("y").data;
+    const auto& cols = r.outputs.at("yT").data;
+    ASSERT_EQ(cols.size(), rows.size());
+    size_t bad = 0;
+    for (int64_t i = 0; i < t.R; ++i)
+      for (int64_t d = 0; d < t.D; ++d) {
+        float want = testing_rig::bf16_round(rows[size_t(i * t.D + d)]);
+        if (want == 0.0f || std::fpclassify(want) == FP_SUBNORMAL) want = 0.0f;
+        const float got = cols[size_t(d * t.R + i)];
+        if (num::f32_bits(got) != num::f32_bits(want) && bad++ < 3)
+          ADD_FAILURE() << "yT[" << d << "][" << i << "] = " << got << ", want " << want;
+      }
+    EXPECT_EQ(bad, 0u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, NormTransposed,
+                         ::testing::Values(TransposedCase{"trn1", true, 300, 200},
+                                           TransposedCase{"trn1", false, 130, 300},
+                                           TransposedCase{"tc1-16", true, 40, 24}),
+                         [](const ::testing::TestParamInfo<TransposedCase>& i) {
+                           std::string n = std::string(i.param.config) +
+                                           (i.param.layernorm ? "_layernorm_" : "_rmsnorm_") +
+                                           std::to_string(i.param.R) + "x" + std::to_string(i.param.D);
+                           for (auto& ch : n)
+                             if (ch == '-') ch = '_';
+                           return n;
+                         });
+
 TEST(NormBuild, ARowTooLongForSbufFailsNamingTheTile) {
   // D = 20000 f32: gamma and beta take 160,000 B of a 192 KiB partition, x needs 80,000 more.
   {

@@ -21,18 +21,21 @@ namespace tcemu::kb {
 struct NormOptions {
   float eps = 1e-5f;  // added to the variance (mean square) before the rsqrt
   int bufs = 0;       // row-tile buffers; 0: as many as fit next to the live tiles, at most 4
+  // y is the transpose, yT [D, R] bf16 (feature-major, ready as a matmul operand): each normalised row tile
+  // is rounded to bf16 and turned by TensorE (pe_transpose, 128 x 128 blocks through PSUM; exact for
+  // bf16 except that -0 and subnormals become +0), so no separate transpose pass through HBM is needed.
+  bool transposed_out = false;
 };
 
 // Emit y = layernorm(x) / rmsnorm(x) into `k`. Throw Error(kInvalidArgument) when shapes or dtypes do not
 // match (gamma and beta must hold D elements), Error(kCapacity) naming the tile when a row tile does not fit.
-void layernorm(Kernel& k, const Dram& x, const Dram& gamma, const Dram& beta, const Dram& y,
-               const NormOptions& o = {});
+void layernorm(Kernel& k, const Dram& x, const Dram& gamma, const Dram& beta, const Dram& y, const NormOptions& o = {});
 void rmsnorm(Kernel& k, const Dram& x, const Dram& gamma, const Dram& y, const NormOptions& o = {});
 
 // Models with inputs "x" [R, D] of `x_dtype`, "gamma" [D] and "beta" [D] (layernorm) f32, output "y" [R, D]
 // f32.
-model::Model build_layernorm(const DeviceConfig& cfg, int64_t R, int64_t D,
-                             model::DType x_dtype = model::DType::kF32, const NormOptions& o = {});
+model::Model build_layernorm(const DeviceConfig& cfg, int64_t R, int64_t D, model::DType x_dtype = model::DType::kF32,
+                             const NormOptions& o = {});
 model::Model build_rmsnorm(const DeviceConfig& cfg, int64_t R, int64_t D, model::DType x_dtype = model::DType::kF32,
                            const NormOptions& o = {});
 

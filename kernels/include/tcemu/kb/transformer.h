@@ -1,11 +1,11 @@
 // A pre-LayerNorm transformer block (attention + MLP with residuals and norms; ref::transformer_block in
 // tcemu/ref_block.h defines it) composed from the kernel library into one model:
 //
-//   layernorm(x) -> h1 ; transpose(h1) -> h1T ; transpose(x) -> xT
+//   layernorm(x) -> h1T (transposed_out) ; transpose(x) -> xT
 //   linear(h1T; [Wq|Wk|Wv], [bq,bk,bv]) -> qkvT = [qT; kT; vT] ; transpose(vT) -> v
 //   attention(qT, kT, v; H heads, causal) -> oT
 //   linear(oT; Wo, bo; + xT) -> x1T ; transpose(x1T) -> x1
-//   layernorm(x1) -> h2 ; transpose(h2) -> h2T
+//   layernorm(x1) -> h2T (transposed_out)
 //   linear(h2T; W1, b1; gelu_tanh) -> uT ; linear(uT; W2, b2; + x1T) -> yT ; transpose(yT) -> y
 //
 // The norms work token-major (a token's features along one partition), the linear layers and attention
