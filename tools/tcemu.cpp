@@ -393,6 +393,19 @@ isa::ActFunc parse_act(const std::string& name) {
   throw UsageError(fmt::format("--act: unknown function '{}' (one of {})", name, names));
 }
 
+// The lines of a run's report after its cycles and MACs: utilisation, instructions (when given), the
+// check against a reference (ref::Check or ref::Compare) and the host speed.
+template <class CheckT>
+void print_checked_run(const DeviceConfig& cfg, double util, size_t instrs, const CheckT& c, const char* against,
+                       uint64_t cycles, double wall) {
+  fmt::print("  utilisation   {:.1f}%  (MACs / (cycles x {} x {}))\n", 100.0 * util, cfg.rows, cfg.cols);
+  if (instrs) fmt::print("  instructions  {}\n", instrs);
+  fmt::print("  check         {} ({} of {} elements outside {}; worst error {:.2f} of its tolerance){}\n",
+             c.mismatches == 0 ? "PASS" : "FAIL", c.mismatches, c.checked, against, c.worst,
+             c.mismatches ? "; first: " + c.first_bad : "");
+  fmt::print("  host          {:.2f} s wall, {:.0f} device cycles/s\n", wall, wall > 0 ? cycles / wall : 0.0);
+}
+
 // A linear layer with random inputs, checked against the reference (tcemu/reference.h: the golden matmul
 // bit for bit, the activation in fp64 within its documented tolerance).
 int cmd_linear(const Args& args) {
@@ -440,13 +453,7 @@ int cmd_linear(const Args& args) {
                tensor_engine_name(s.driver.info().tensor_engine), seed);
     fmt::print("  cycles        {}\n", res.cycles);
     fmt::print("  MACs          {}\n", macs);
-    fmt::print("  utilisation   {:.1f}%  (MACs / (cycles x {} x {}))\n", 100.0 * util, cfg.rows, cfg.cols);
-    fmt::print("  instructions  {}\n", instrs);
-    fmt::print("  check         {} ({} of {} elements outside the reference's tolerance; worst error {:.2f} of "
-               "its tolerance){}\n",
-               c.mismatches == 0 ? "PASS" : "FAIL", c.mismatches, c.checked, c.worst,
-               c.mismatches ? "; first: " + c.first_bad : "");
-    fmt::print("  host          {:.2f} s wall, {:.0f} device cycles/s\n", wall, wall > 0 ? res.cycles / wall : 0.0);
+    print_checked_run(cfg, util, instrs, c, "the reference's tolerance", res.cycles, wall);
     print_profile(summary, profile);
   }
   return c.mismatches == 0 ? 0 : 1;
@@ -586,12 +593,7 @@ int cmd_demo(const Args& args) {
     fmt::print("  model         {} ({} instructions, {} tensors)\n", m.name, m.instruction_count(), m.tensors.size());
     fmt::print("  cycles        {}  ({:.1f} us at {} MHz)\n", res.cycles, res.cycles / double(cfg.clock_mhz), cfg.clock_mhz);
     fmt::print("  MACs          {}  (matmuls: projections, attention, MLP)\n", macs);
-    fmt::print("  utilisation   {:.1f}%  (MACs / (cycles x {} x {}))\n", 100.0 * util, cfg.rows, cfg.cols);
-    fmt::print("  check         {} ({} of {} elements outside the tolerance of the fp64 reference; worst error "
-               "{:.2f} of its tolerance){}\n",
-               c.mismatches == 0 ? "PASS" : "FAIL", c.mismatches, c.checked, c.worst,
-               c.mismatches ? "; first: " + c.first_bad : "");
-    fmt::print("  host          {:.2f} s wall, {:.0f} device cycles/s\n", wall, wall > 0 ? res.cycles / wall : 0.0);
+    print_checked_run(cfg, util, 0, c, "the tolerance of the fp64 reference", res.cycles, wall);
     print_profile(summary, trace);
   }
   return c.mismatches == 0 ? 0 : 1;

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "tcemu/config.h"
+#include "model_fixtures.h"
 #include "tcemu/error.h"
 #include "tcemu/isa.h"
 #include "tcemu/kb/gemm.h"
@@ -130,18 +131,7 @@ TEST(Assembly, DisassemblyShowsEveryEncodedBit) {
 
 model::Tensor tensor(std::string name, model::DType dt, model::TensorKind kind, std::vector<int64_t> shape,
                      uint64_t offset, uint8_t seed = 0) {
-  model::Tensor t;
-  t.name = std::move(name);
-  t.dtype = dt;
-  t.kind = kind;
-  t.shape = std::move(shape);
-  uint64_t n = 1;
-  for (int64_t d : t.shape) n *= uint64_t(d);
-  t.bytes = n * model::dtype_size(dt);
-  t.hbm_offset = offset;
-  if (kind == model::TensorKind::kConst)
-    for (uint64_t i = 0; i < t.bytes; ++i) t.data.push_back(uint8_t(seed + 37 * i));
-  return t;
+  return tcemu::test::make_tensor(std::move(name), dt, kind, std::move(shape), offset, seed, 37);
 }
 
 TEST(Assembly, ConstantTensorsWithDataAndAnyNamesRoundTrip) {

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "tcemu/crc32.h"
+#include "model_fixtures.h"
 #include "tcemu/error.h"
 #include "tcemu/isa.h"
 
@@ -38,18 +39,7 @@ constexpr size_t kStreamEntry = 16, kSEngine = 0x00, kSInstrCount = 0x04, kSFirs
 
 model::Tensor tensor(std::string name, model::DType dt, model::TensorKind kind, std::vector<int64_t> shape,
                      uint64_t offset) {
-  model::Tensor t;
-  t.name = std::move(name);
-  t.dtype = dt;
-  t.kind = kind;
-  t.shape = std::move(shape);
-  uint64_t n = 1;
-  for (int64_t d : t.shape) n *= uint64_t(d);
-  t.bytes = n * model::dtype_size(dt);
-  t.hbm_offset = offset;
-  if (kind == model::TensorKind::kConst)
-    for (uint64_t i = 0; i < t.bytes; ++i) t.data.push_back(uint8_t(0xA0 + i));
-  return t;
+  return tcemu::test::make_tensor(std::move(name), dt, kind, std::move(shape), offset, 0xA0, 1);
 }
 
 isa::Instr nop(uint64_t wait_sem, uint64_t wait_value) {
