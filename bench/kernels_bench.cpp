@@ -13,6 +13,7 @@
 
 #include "inproc_transport.h"
 #include "tcemu/config.h"
+#include "tcemu/error.h"
 #include "tcemu/kb/attention.h"
 #include "tcemu/kb/conv2d.h"
 #include "tcemu/kb/elementwise.h"
@@ -157,6 +158,7 @@ std::vector<Case> cases() {
 
 struct Row {
   std::string kernel, shape, bound_by;
+  std::string skipped;  // why the shape cannot be built on this config (a capacity error), else empty
   nlohmann::json params;
   uint64_t cycles = 0, macs = 0, instructions = 0;
   double utilization = 0, wall_s = 0, profiled_wall_s = 0;
@@ -212,10 +214,20 @@ int run(const std::vector<std::string>& args) {
   for (size_t i = 0; i < todo.size(); ++i) {
     const Case& c = todo[i];
     if (tty) fmt::print(stderr, "[{}/{}] {} {} ...\n", i + 1, todo.size(), c.kernel, c.shape);
-    const model::Model m = c.build(cfg);
+    // A shape that does not fit this config's SBUF/PSUM is reported and skipped; the others still run.
+    model::Model m;
+    try {
+      m = c.build(cfg);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kCapacity) throw;
+      Row r{c.kernel, c.shape, "", e.what(), c.params};
+      r.macs = c.macs;
+      rows.push_back(r);
+      continue;
+    }
     auto lm = runtime.load(m);
     const rt::TensorMap in = inputs_for(m, rng);
-    Row r{c.kernel, c.shape, "", c.params, 0, c.macs, m.instruction_count()};
+    Row r{c.kernel, c.shape, "", "", c.params, 0, c.macs, m.instruction_count()};
     auto t0 = std::chrono::steady_clock::now();
     const rt::RunResult plain = runtime.run(*lm, in);
     r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -239,7 +251,11 @@ int run(const std::vector<std::string>& args) {
     j["benchmark"] = "kernels";
     j["config"] = cfg.name;
     j["tensor_engine"] = tensor_engine_name(driver.info().tensor_engine);
-    for (const Row& r : rows)
+    for (const Row& r : rows) {
+      if (!r.skipped.empty()) {
+        j["rows"].push_back({{"kernel", r.kernel}, {"shape", r.shape}, {"params", r.params}, {"skipped", r.skipped}});
+        continue;
+      }
       j["rows"].push_back({{"kernel", r.kernel},
                            {"shape", r.shape},
                            {"params", r.params},
@@ -250,6 +266,7 @@ int run(const std::vector<std::string>& args) {
                            {"instructions", r.instructions},
                            {"host_wall_s", r.wall_s},
                            {"host_wall_profiled_s", r.profiled_wall_s}});
+    }
     fmt::print("{}\n", j.dump());
     return 0;
   }
@@ -259,9 +276,14 @@ int run(const std::vector<std::string>& args) {
       cfg.name, cfg.rows, cfg.cols, tensor_engine_name(driver.info().tensor_engine), cfg.rows, cfg.cols);
   fmt::print("  {:<17} {:<44} {:>10} {:>14} {:>7}  {:<10} {:>9}\n", "kernel", "shape", "cycles", "MACs", "util",
              "bound by", "host s");
-  for (const Row& r : rows)
+  for (const Row& r : rows) {
+    if (!r.skipped.empty()) {
+      fmt::print("  {:<17} {:<44} does not fit {}: {}\n", r.kernel, r.shape, cfg.name, r.skipped);
+      continue;
+    }
     fmt::print("  {:<17} {:<44} {:>10} {:>14} {:>6.1f}%  {:<10} {:>9.3f}\n", r.kernel, r.shape, r.cycles, r.macs,
                100 * r.utilization, r.bound_by, r.wall_s);
+  }
   return 0;
 }
 
