@@ -405,7 +405,7 @@ uint64_t Kernel::ready_time(const std::vector<Ref>& deps) const {
   return t;
 }
 
-uint64_t Kernel::cost(int engine, const Instr& in) const {
+uint64_t Kernel::cost(const Instr& in) const {
   switch (in.opcode) {
     case Opcode::DmaCopy: {
       const uint64_t runs = in.d1_count * in.d2_count * in.d3_count;
@@ -425,7 +425,6 @@ uint64_t Kernel::cost(int engine, const Instr& in) const {
       return 0;
     default: {
       const uint64_t k = in.opcode == Opcode::TensorTensor ? 2 : in.opcode == Opcode::Select ? 3 : 1;
-      (void)engine;
       return cfg_.vector_start_cycles + std::max<uint64_t>(cfg_.vector_min_cycles, in.n0 * in.n1 * k);
     }
   }
@@ -441,7 +440,7 @@ uint64_t Kernel::estimated_cycles() const {
 Ref Kernel::emit(int engine, const Instr& in, const isa::Footprint& fp, const std::vector<Ref>& deps) {
   const uint64_t start = std::max(busy_[engine], ready_time(deps));
   const Ref r = prog_.emit(engine, in, deps);
-  const uint64_t c = cost(engine, in);
+  const uint64_t c = cost(in);
   busy_[engine] = start + c;
   // TensorE results leave the array rows + cols - 1 cycles after the last column enters.
   const uint64_t lat = engine == isa::kEngineTensor ? uint64_t(cfg_.rows + cfg_.cols - 1) : 0;

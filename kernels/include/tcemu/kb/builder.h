@@ -206,7 +206,7 @@ class Kernel {
   std::map<uint64_t, Rec>& track(isa::Space s, uint32_t partition);
   void split_at(std::map<uint64_t, Rec>& m, uint64_t at);
   uint64_t ready_time(const std::vector<Ref>& deps) const;
-  uint64_t cost(int engine, const isa::Instr& in) const;
+  uint64_t cost(const isa::Instr& in) const;  // estimated cycles (docs/isa.md timing)
   Ref emit(int engine, const isa::Instr& in, const isa::Footprint& fp, const std::vector<Ref>& deps);
   Ref compute(int engine, isa::Instr in, const Tile& out, std::initializer_list<const Tile*> ins);
 
