@@ -292,22 +292,26 @@ int Kernel::buffers_that_fit(int want, uint64_t bytes) const {
   return b;
 }
 
-QueueSets split_queues(const DeviceConfig& cfg, uint64_t load_bytes, uint64_t store_bytes) {
-  QueueSets q;
+StreamQueues::StreamQueues(const DeviceConfig& cfg, uint64_t load_bytes, uint64_t store_bytes) {
   const int n = cfg.dma_queues;
   if (n < 2) {
-    q.load = q.store = q.all = {0};
-    return q;
+    load_ = store_ = all_ = {0};
+    return;
   }
   const double share = double(load_bytes) / double(std::max<uint64_t>(load_bytes + store_bytes, 1));
   const int nl = std::clamp(int(std::lround(double(n) * share)), 1, n - 1);
-  for (int i = 0; i < n; ++i) (i < nl ? q.load : q.store).push_back(i), q.all.push_back(i);
-  return q;
+  for (int i = 0; i < n; ++i) (i < nl ? load_ : store_).push_back(i), all_.push_back(i);
 }
 
-DmaOpts spread(const std::vector<int>& queues, uint64_t bytes) {
+DmaOpts StreamQueues::spread(const std::vector<int>& queues, uint64_t bytes) {
   return DmaOpts{queues, int(std::clamp<uint64_t>(bytes / 2048, 1, queues.size()))};
 }
+DmaOpts StreamQueues::load(uint64_t bytes) const { return spread(stored_ ? load_ : all_, bytes); }
+DmaOpts StreamQueues::store(uint64_t bytes, bool last) {
+  stored_ = true;
+  return spread(last ? all_ : store_, bytes);
+}
+DmaOpts StreamQueues::any(uint64_t bytes) const { return spread(all_, bytes); }
 
 Kernel::Scope::Scope(Kernel& k) : k_(k), mark_(k.allocs_.size()) {}
 Kernel::Scope::~Scope() {

@@ -61,11 +61,10 @@ void stream(Kernel& k, const std::string& what, const std::vector<const Dram*>& 
     rings.emplace_back(k, fmt::format("{}.{}", what, in[i]->name), isa::Space::kSbuf, in[i]->dtype, np, F, bufs);
   std::optional<Ring> outs;
   if (out_in < 0) outs.emplace(k, what + ".y", isa::Space::kSbuf, isa::DType::kF32, np, F, bufs);
-  const QueueSets q = split_queues(cfg, load_bytes, F * elem_bytes(y.dtype));
+  StreamQueues q(cfg, load_bytes, F * elem_bytes(y.dtype));
 
   const uint64_t chunks = ceil_div(E, P * F);
   const uint64_t lag = bufs > 1 ? 1 : 0;  // the store of chunk i after the loads of chunk i+1
-  bool stored = false;                    // from the first store on, loads keep off the store queues
   // The parts of chunk c: (first partition, partitions, elements per partition, first element).
   struct Part {
     uint32_t p0, n;
@@ -84,7 +83,7 @@ void stream(Kernel& k, const std::string& what, const std::vector<const Dram*>& 
     for (const Part& p : parts(c))
       for (size_t i = 0; i < in.size(); ++i) {
         const Tile t = view(rings[i][c], p);
-        k.dma(t.ap(), in[i]->ap(p.e0, p.f, {{p.n, p.f}}), spread(stored ? q.load : q.all, t.ap().bytes()));
+        k.dma(t.ap(), in[i]->ap(p.e0, p.f, {{p.n, p.f}}), q.load(t.ap().bytes()));
       }
     for (const Part& p : parts(c)) {
       std::vector<Tile> ins;
@@ -93,10 +92,9 @@ void stream(Kernel& k, const std::string& what, const std::vector<const Dram*>& 
     }
   };
   auto stage_b = [&](uint64_t c) {
-    stored = true;
     for (const Part& p : parts(c)) {
       const Tile t = view(out_tile(c), p);
-      k.dma(y.ap(p.e0, p.f, {{p.n, p.f}}), t.ap(), spread(c + lag + 1 >= chunks ? q.all : q.store, t.ap().bytes()));
+      k.dma(y.ap(p.e0, p.f, {{p.n, p.f}}), t.ap(), q.store(t.ap().bytes(), c + lag + 1 >= chunks));
     }
   };
   for (uint64_t c = 0; c < chunks + lag; ++c) {

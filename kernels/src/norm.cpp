@@ -65,7 +65,7 @@ void norm_rows(Kernel& k, const char* what, const Dram& x, const Dram& gamma, co
   const std::string nm = what;
   const uint64_t P = uint64_t(cfg.sbuf_partitions);
   const uint32_t np = uint32_t(std::min(R, P));
-  const QueueSets q = split_queues(cfg, D * elem_bytes(x.dtype), D * elem_bytes(y.dtype));
+  StreamQueues q(cfg, D * elem_bytes(x.dtype), D * elem_bytes(y.dtype));
 
   // Once: gamma, beta on every partition (loaded after the first x tiles: see below); the eps column; the
   // junk column of the sum passes.
@@ -98,12 +98,11 @@ void norm_rows(Kernel& k, const char* what, const Dram& x, const Dram& gamma, co
   auto y_tile = [&](uint64_t i) { return in_place ? x_tile(i) : (*ys)[i].parts(0, rows(i)); };
   const float inv_d = float(1.0 / double(D));
   const uint64_t lag = bufs > 1 ? 1 : 0;  // stage B of tile i after stage A of tile i+1 (another buffer)
-  bool stored = false;                    // from the first store on, loads keep off the store queues
   // Stage A: load and the ScalarE chain.
   auto stage_a = [&](uint64_t i) {
     const uint32_t n = rows(i);
     const Tile xt = x_tile(i), yt = y_tile(i), s = stats[i].parts(0, n), j = junk.parts(0, n);
-    k.dma(xt.ap(), x.rows(i * P, n, 0, D), spread(stored ? q.load : q.all, xt.ap().bytes()));
+    k.dma(xt.ap(), x.rows(i * P, n, 0, D), q.load(xt.ap().bytes()));
     const Tile rstd = s.col(3);
     if (beta) {
       const Tile sum = s.col(0), nmean = s.col(1), ss = s.col(2), nmr = s.col(4);
@@ -130,28 +129,26 @@ void norm_rows(Kernel& k, const char* what, const Dram& x, const Dram& gamma, co
       const Tile yb = ybf->next().parts(0, n);
       k.tensor_tensor(beta ? yt : yb, yt, g.parts(0, n), isa::AluOp::kMul);
       if (beta) k.tensor_tensor(yb, yt, b->parts(0, n), isa::AluOp::kAdd);
-      stored = true;
       for (uint64_t d0 = 0; d0 < D; d0 += C) {
         const uint32_t dw = uint32_t(std::min(C, D - d0));
         const Tile ps = tps->next().parts(0, dw).cols(0, n), sb = tsb->next().parts(0, dw).cols(0, n);
         k.pe_transpose(ps, yb.cols(d0, dw));
         k.copy_scalar(sb, ps);
-        k.dma(y.rows(d0, dw, i * P, n), sb.ap(), spread(i + lag + 1 >= tiles ? q.all : q.store, sb.ap().bytes()));
+        k.dma(y.rows(d0, dw, i * P, n), sb.ap(), q.store(sb.ap().bytes(), i + lag + 1 >= tiles));
       }
       return;
     }
     k.tensor_tensor(yt, yt, g.parts(0, n), isa::AluOp::kMul);
     if (beta) k.tensor_tensor(yt, yt, b->parts(0, n), isa::AluOp::kAdd);
-    stored = true;
-    k.dma(y.rows(i * P, n, 0, D), yt.ap(), spread(i + lag + 1 >= tiles ? q.all : q.store, yt.ap().bytes()));
+    k.dma(y.rows(i * P, n, 0, D), yt.ap(), q.store(yt.ap().bytes(), i + lag + 1 >= tiles));
   };
   // gamma and beta each read P * D elements of HBM, as much as a row tile; VectorE needs gamma only after
   // the first tile's ScalarE chain and beta after that, so they go after the first and second x loads.
   for (uint64_t i = 0; i < tiles + lag; ++i) {
     if (i < tiles) {
       stage_a(i);
-      if (i == 0) k.dma(g.ap(), gamma.ap(0, D, {{np, 0}}), spread(q.all, g.ap().bytes()));
-      if (b && i == std::min(lag, tiles - 1)) k.dma(b->ap(), beta->ap(0, D, {{np, 0}}), spread(q.all, b->ap().bytes()));
+      if (i == 0) k.dma(g.ap(), gamma.ap(0, D, {{np, 0}}), q.any(g.ap().bytes()));
+      if (b && i == std::min(lag, tiles - 1)) k.dma(b->ap(), beta->ap(0, D, {{np, 0}}), q.any(b->ap().bytes()));
     }
     if (i >= lag) stage_b(i - lag);
   }

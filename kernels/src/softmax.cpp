@@ -12,7 +12,7 @@
 // a separate f32 tile. Tiles rotate through up to four buffers (as many as fit), each with its own stats
 // columns, so the loads of the next tiles and the stores of the previous ones overlap the compute.
 //
-// DMA queues: loads and stores go to separate queue sets (split_queues), so that a load never waits behind
+// DMA queues: loads and stores go to separate queue sets (StreamQueues), so that a load never waits behind
 // a store that waits for the compute; the loads emitted before the first store and the stores emitted after
 // the last load use every queue (nothing of the other kind can be stuck behind them), which shortens the
 // pipeline's fill and drain.
@@ -70,11 +70,10 @@ void softmax(Kernel& k, const Dram& x, const Dram& y, const SoftmaxOptions& o) {
   if (!in_place) ys.emplace(k, "softmax.y", isa::Space::kSbuf, isa::DType::kF32, np, C, bufs);
   Ring stats(k, "softmax.stats", isa::Space::kSbuf, isa::DType::kF32, np, 3, bufs);  // max, -max, sum
 
-  const QueueSets q = split_queues(cfg, C * elem_bytes(x.dtype), C * elem_bytes(y.dtype));
+  StreamQueues q(cfg, C * elem_bytes(x.dtype), C * elem_bytes(y.dtype));
   const uint64_t tiles = ceil_div(R, P);
   // Stage B of tile i after stage A of tile i+1 (which uses another buffer); with one buffer, in order.
   const uint64_t lag = bufs > 1 ? 1 : 0;
-  bool stored = false;  // a store has been emitted: loads keep off the store queues from then on
   auto rows = [&](uint64_t i) { return uint32_t(std::min(P, R - i * P)); };
   auto x_tile = [&](uint64_t i) { return xs[i].parts(0, rows(i)); };
   auto y_tile = [&](uint64_t i) { return in_place ? x_tile(i) : (*ys)[i].parts(0, rows(i)); };
@@ -82,7 +81,7 @@ void softmax(Kernel& k, const Dram& x, const Dram& y, const SoftmaxOptions& o) {
   // Stage A: load, max, -max, exp with the row sums.
   auto stage_a = [&](uint64_t i) {
     const Tile xt = x_tile(i), yt = y_tile(i), s = st(i);
-    k.dma(xt.ap(), x.rows(i * P, rows(i), 0, C), spread(stored ? q.load : q.all, xt.ap().bytes()));
+    k.dma(xt.ap(), x.rows(i * P, rows(i), 0, C), q.load(xt.ap().bytes()));
     k.tensor_reduce(s.col(0), xt, isa::AluOp::kMax);
     k.activation(s.col(1), s.col(0), isa::ActFunc::kIdentity, ActOpts(-1.0f));
     k.activation(yt, xt, isa::ActFunc::kExp, ActOpts(1.0f, s.col(1), s.col(2)));
@@ -91,8 +90,7 @@ void softmax(Kernel& k, const Dram& x, const Dram& y, const SoftmaxOptions& o) {
   auto stage_b = [&](uint64_t i) {
     const Tile yt = y_tile(i), s = st(i);
     k.tensor_scalar(yt, yt, isa::AluOp::kDiv, s.col(2));
-    stored = true;
-    k.dma(y.rows(i * P, rows(i), 0, C), yt.ap(), spread(i + lag + 1 >= tiles ? q.all : q.store, yt.ap().bytes()));
+    k.dma(y.rows(i * P, rows(i), 0, C), yt.ap(), q.store(yt.ap().bytes(), i + lag + 1 >= tiles));
   };
   for (uint64_t i = 0; i < tiles + lag; ++i) {
     if (i < tiles) stage_a(i);

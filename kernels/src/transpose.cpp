@@ -87,8 +87,7 @@ void vector_route(Kernel& k, const Dram& x, const Dram& y, int want_bufs) {
   const int bufs = want_bufs ? want_bufs : k.buffers_that_fit(4, W * e);
   Ring ring(k, "transpose.tile", isa::Space::kSbuf, x.dtype, np, W, bufs);
   const uint64_t pb = ring[0].partition_bytes;
-  const QueueSets q = split_queues(cfg, 1, 1);
-  bool stored = false;  // from the first store on, loads keep off the store queues
+  StreamQueues q(cfg, 1, 1);
   run_tiles(
       y_tiles(R, C, P, W), bufs,
       [&](uint64_t i, const YTile& t) {
@@ -96,23 +95,21 @@ void vector_route(Kernel& k, const Dram& x, const Dram& y, int want_bufs) {
         const uint64_t K = t.w / B, rr = t.w % B;
         for (uint64_t g = 0; g * B < t.nc; ++g) {
           const uint64_t cw = std::min(B, t.nc - g * B), col = t.c0 + g * B;
-          const auto& qs = stored ? q.load : q.all;
           if (K) {
             const Ap dst = sbuf_ap(a, uint32_t(g * B), 0, cw, {{B, pb}, {K, B * e}});
-            k.dma(dst, x.ap(t.r0 * C + col, cw, {{B, C}, {K, B * C}}), spread(qs, dst.bytes()));
+            k.dma(dst, x.ap(t.r0 * C + col, cw, {{B, C}, {K, B * C}}), q.load(dst.bytes()));
           }
           if (rr) {
             const Ap dst = sbuf_ap(a, uint32_t(g * B), K * B, cw, {{rr, pb}});
-            k.dma(dst, x.ap((t.r0 + K * B) * C + col, cw, {{rr, C}}), spread(qs, dst.bytes()));
+            k.dma(dst, x.ap((t.r0 + K * B) * C + col, cw, {{rr, C}}), q.load(dst.bytes()));
           }
         }
         const Tile v = a.parts(0, uint32_t(round_up(t.nc, B))).cols(0, round_up(t.w, B));
         k.transpose32(v, v);
       },
       [&](uint64_t i, const YTile& t, bool last) {
-        stored = true;
         const Tile s = ring[i].parts(0, uint32_t(t.nc)).cols(0, t.w);
-        k.dma(y.rows(t.c0, t.nc, t.r0, t.w), s.ap(), spread(last ? q.all : q.store, s.ap().bytes()));
+        k.dma(y.rows(t.c0, t.nc, t.r0, t.w), s.ap(), q.store(s.ap().bytes(), last));
       });
 }
 
@@ -130,22 +127,20 @@ void tensor_route(Kernel& k, const Dram& x, const Dram& y, int want_bufs) {
   Ring out(k, "transpose.out", isa::Space::kSbuf, isa::DType::kBf16, uint32_t(M), W, bufs);
   Ring acc(k, "transpose.psum", isa::Space::kPsum, isa::DType::kF32, uint32_t(M), W, 2);
   const uint64_t pb = in[0].partition_bytes;
-  const QueueSets q = split_queues(cfg, 1, 1);
-  bool stored = false;  // from the first store on, loads keep off the store queues
+  StreamQueues q(cfg, 1, 1);
   run_tiles(
       y_tiles(R, C, M, W), bufs,
       [&](uint64_t i, const YTile& t) {
         const Tile& a = in[i];
         const Tile& ps = acc[i];
         const uint64_t full = t.w / K, rb = t.w % K;
-        const auto& qs = stored ? q.load : q.all;
         if (full) {
           const Ap dst = sbuf_ap(a, 0, 0, t.nc, {{K, pb}, {full, M * 2}});
-          k.dma(dst, x.ap(t.r0 * C + t.c0, t.nc, {{K, C}, {full, K * C}}), spread(qs, dst.bytes()));
+          k.dma(dst, x.ap(t.r0 * C + t.c0, t.nc, {{K, C}, {full, K * C}}), q.load(dst.bytes()));
         }
         if (rb) {
           const Ap dst = sbuf_ap(a, 0, full * M, t.nc, {{rb, pb}});
-          k.dma(dst, x.ap((t.r0 + full * K) * C + t.c0, t.nc, {{rb, C}}), spread(qs, dst.bytes()));
+          k.dma(dst, x.ap((t.r0 + full * K) * C + t.c0, t.nc, {{rb, C}}), q.load(dst.bytes()));
         }
         for (uint64_t b = 0; b * K < t.w; ++b) {
           const uint32_t kb = uint32_t(std::min(K, t.w - b * K));
@@ -157,8 +152,7 @@ void tensor_route(Kernel& k, const Dram& x, const Dram& y, int want_bufs) {
         const Tile p = acc[i].parts(0, uint32_t(t.nc)).cols(0, t.w);
         if (i % 2) k.copy_scalar(o, p);
         else k.tensor_copy(o, p);
-        stored = true;
-        k.dma(y.rows(t.c0, t.nc, t.r0, t.w), o.ap(), spread(last ? q.all : q.store, o.ap().bytes()));
+        k.dma(y.rows(t.c0, t.nc, t.r0, t.w), o.ap(), q.store(o.ap().bytes(), last));
       });
 }
 

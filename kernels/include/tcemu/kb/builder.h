@@ -109,16 +109,23 @@ struct ActOpts {
 };
 
 // DMA queues for a stream of tiles: loads on the first queues, stores on the others, in proportion to their
-// bytes (at least one each); `all` for copies that no copy of the other kind waits behind. A queue runs its
-// copies in order, so a load queued behind a store that waits for compute would wait too; with separate
-// queues the loads run ahead as far as the buffers allow.
-struct QueueSets {
-  std::vector<int> load, store, all;
-};
-QueueSets split_queues(const DeviceConfig& cfg, uint64_t load_bytes, uint64_t store_bytes);
-// A copy of `bytes` split over `queues` in pieces of at least 2 KiB (a piece's 64-cycle start latency stays
+// bytes (at least one each). A queue runs its copies in order, so a load queued behind a store that waits
+// for compute would wait too; with separate queues the loads run ahead as far as the buffers allow. Before
+// the first store the loads may use every queue, and so may the last stores (no load comes after them).
+// Every copy is split over its queues in pieces of at least 2 KiB (a piece's 64-cycle start latency stays
 // under half its transfer time).
-DmaOpts spread(const std::vector<int>& queues, uint64_t bytes);
+class StreamQueues {
+ public:
+  StreamQueues(const DeviceConfig& cfg, uint64_t load_bytes, uint64_t store_bytes);
+  DmaOpts load(uint64_t bytes) const;        // every queue until the first store(), then the load queues
+  DmaOpts store(uint64_t bytes, bool last);  // the store queues; every queue when `last`
+  DmaOpts any(uint64_t bytes) const;         // every queue (copies nothing waits behind)
+
+ private:
+  static DmaOpts spread(const std::vector<int>& queues, uint64_t bytes);
+  std::vector<int> load_, store_, all_;
+  bool stored_ = false;
+};
 
 class Kernel {
  public:
