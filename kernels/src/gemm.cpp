@@ -25,7 +25,6 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
-#include <map>
 
 #include "tcemu/error.h"
 
@@ -139,7 +138,7 @@ void gemm_tiles(Kernel& k, const Dram& a, const Dram& b, const GemmOptions& o, c
     k.dma(dstp, src, {{}, int(mp / B)});
   };
   // The aT block (i, t) for a matmul, loading it if needed.
-  std::map<uint64_t, bool> a_loaded;
+  std::vector<bool> a_loaded(a_res ? mts * kt : 0);
   auto a_block = [&](uint64_t i, uint64_t t, int split = 0) {
     const uint64_t m0 = i * MT, mw = std::min(MT, M - m0), k0 = t * R, kw = std::min(R, K - k0);
     if (a_res) {
@@ -152,28 +151,23 @@ void gemm_tiles(Kernel& k, const Dram& a, const Dram& b, const GemmOptions& o, c
     return blk.parts(0, uint32_t(kw)).cols(0, mw);
   };
 
-  // b panel j: k-tile t of the panel, loaded on first use (streamed b: a fresh ring slot per use).
-  std::vector<const Tile*> panels(nts, nullptr);
-  auto load_panel = [&](uint64_t j, int split) {
-    const uint64_t n0 = j * NT, nw = std::min(NT, N - n0);
-    panels[j] = &b_ring->next();
-    for (uint64_t t = 0; t < kt; ++t) {
-      const uint64_t k0 = t * R, kw = std::min(R, K - k0);
-      k.dma(panels[j]->cols(t * NT, nw).parts(0, uint32_t(kw)).ap(), b.rows(k0, kw, n0, nw), {{}, t == 0 ? split : 0});
-    }
+  // b panels: panel j is ring entry j (panels are loaded in n-tile order), k-tile t at column t * NT.
+  auto panel_ktile = [&](uint64_t j, uint64_t t) {
+    const uint64_t nw = std::min(NT, N - j * NT), kw = std::min(R, K - t * R);
+    return (*b_ring)[j].cols(t * NT, nw).parts(0, uint32_t(kw));
+  };
+  auto load_panel_ktile = [&](uint64_t j, uint64_t t, int split) {
+    const Tile dst = panel_ktile(j, t);
+    k.dma(dst.ap(), b.rows(t * R, dst.np, j * NT, dst.n0), {{}, split});
   };
   // Prologue, in the order the first matmuls need the data: the first k-tile of aT and b split over every
   // queue (so the first matmul starts early), then b panel 0, then the resident aT blocks. Loads emitted
   // here run ahead of every store (queues are in order: a load emitted after a store waits behind it).
-  if (b_panel) {
-    panels[0] = &b_ring->next();
+  if (b_panel)
     for (uint64_t t = 0; t < kt; ++t) {
       if (a_res) a_block(0, t, t == 0 ? cfg.dma_queues : 0);
-      const uint64_t nw = std::min(NT, N), kw = std::min(R, K - t * R);
-      k.dma(panels[0]->cols(t * NT, nw).parts(0, uint32_t(kw)).ap(), b.rows(t * R, kw, 0, nw),
-            {{}, t == 0 ? cfg.dma_queues : 0});
+      load_panel_ktile(0, t, t == 0 ? cfg.dma_queues : 0);
     }
-  }
   // Resident aT given transposed: every block is one plain load, all in the prologue. Row-major blocks go
   // through VectorE and two rings, so they are made at first use instead (made all at once, their
   // chained copies would hold the queues ahead of the next b panel).
@@ -183,7 +177,8 @@ void gemm_tiles(Kernel& k, const Dram& a, const Dram& b, const GemmOptions& o, c
   for (uint64_t j = 0; j < nts; ++j) {
     const uint64_t n0 = j * NT, nw = std::min(NT, N - n0);
     // The next panel loads while this one is used (its buffer's last readers are n-tile j-1's matmuls).
-    if (b_panel && j + 1 < nts) load_panel(j + 1, 0);
+    if (b_panel && j + 1 < nts)
+      for (uint64_t t = 0; t < kt; ++t) load_panel_ktile(j + 1, t, 0);
     for (uint64_t i = 0; i < mts; ++i) {
       const uint64_t m0 = i * MT, mw = std::min(MT, M - m0);
       const Tile acc = banks.next().parts(0, uint32_t(mw)).cols(0, nw);
@@ -198,7 +193,7 @@ void gemm_tiles(Kernel& k, const Dram& a, const Dram& b, const GemmOptions& o, c
         const uint64_t k0 = t * R, kw = std::min(R, K - k0);
         Tile bt;
         if (b_panel) {
-          bt = panels[j]->cols(t * NT, nw).parts(0, uint32_t(kw));
+          bt = panel_ktile(j, t);
         } else {
           bt = b_ring->next().cols(0, nw).parts(0, uint32_t(kw));
           k.dma(bt.ap(), b.rows(k0, kw, n0, nw));
