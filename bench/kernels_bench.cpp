@@ -26,13 +26,10 @@
 #include "tcemu/ref_block.h"
 #include "tcemu/rt/profile.h"
 #include "tcemu/rt/runtime.h"
+#include "tensor_engine_bench.h"
 
 namespace tcemu::bench {
 namespace {
-
-struct Usage : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 // One benchmark row: a kernel at one shape.
 struct Case {
@@ -195,7 +192,8 @@ int run(const std::vector<std::string>& args) {
     else if (a == "--only" && i + 1 < args.size())
       only.push_back(args[++i]);
     else
-      throw Usage("bench kernels: unknown option '" + a + "' (options: --quick, --config C, --only KERNEL, --json)");
+      throw UsageError("bench kernels: unknown option '" + a +
+                       "' (options: --quick, --config C, --only KERNEL, --json)");
   }
   const DeviceConfig& cfg = find_config(config);
   std::vector<Case> todo;
@@ -204,7 +202,7 @@ int run(const std::vector<std::string>& args) {
     if (!only.empty() && std::find(only.begin(), only.end(), c.kernel) == only.end()) continue;
     todo.push_back(std::move(c));
   }
-  if (todo.empty()) throw Usage("bench kernels: no kernel matches --only");
+  if (todo.empty()) throw UsageError("bench kernels: no kernel matches --only");
   drv::InProcessTransport transport(cfg);
   drv::Driver driver(transport);
   rt::Runtime runtime(driver);
@@ -289,16 +287,6 @@ int run(const std::vector<std::string>& args) {
 
 }  // namespace
 
-int run_kernels_bench(const std::vector<std::string>& args) {
-  try {
-    return run(args);
-  } catch (const Usage& e) {
-    fmt::print(stderr, "tcemu: error: {}\n(run 'tcemu --help' for usage)\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "tcemu: error: {}\n", e.what());
-    return 1;
-  }
-}
+int run_kernels_bench(const std::vector<std::string>& args) { return run(args); }
 
 }  // namespace tcemu::bench

@@ -10,7 +10,8 @@
 
 namespace tcemu::bench {
 
-// `args`: the words after "kernels". Returns the exit status (0; 1 on a failure; 2 on a usage error).
+// `args`: the words after "kernels". Prints the report and returns 0; throws UsageError for a bad command
+// line and other exceptions for failures (run_bench_command reports both).
 int run_kernels_bench(const std::vector<std::string>& args);
 
 }  // namespace tcemu::bench

@@ -12,10 +12,16 @@
 // hidden `--part` option, which prints one JSON object on stdout. Figures only; nothing asserts about time.
 #pragma once
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace tcemu::bench {
+
+// A bad command line: reported with a hint to `tcemu --help` and exit status 2.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 // `args`: the words after "bench" (the first names the benchmark). Prints the report on stdout (progress
 // lines on stderr when it is a terminal) and returns the exit status: 0, 1 for a failed measurement (the
