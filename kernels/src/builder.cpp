@@ -69,11 +69,7 @@ uint64_t Ap::runs() const {
 
 // ---- Dram ----------------------------------------------------------------------------------------------
 
-uint64_t Dram::elems() const {
-  uint64_t n = 1;
-  for (int64_t d : shape) n *= uint64_t(d);
-  return n;
-}
+uint64_t Dram::elems() const { return model::element_count(shape); }
 
 Ap Dram::rows(uint64_t r0, uint64_t nr, uint64_t c0, uint64_t nc) const {
   const uint64_t C = cols(), R = elems() / C;

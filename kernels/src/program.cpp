@@ -21,9 +21,7 @@ uint64_t Program::add_tensor(const std::string& name, model::DType dtype, model:
   t.dtype = dtype;
   t.kind = kind;
   t.shape = std::move(shape);
-  uint64_t elems = 1;
-  for (int64_t d : t.shape) elems *= uint64_t(d);
-  t.bytes = elems * model::dtype_size(dtype);
+  t.bytes = model::element_count(t.shape) * model::dtype_size(dtype);
   t.hbm_offset = window_;
   window_ = (window_ + t.bytes + 63) & ~uint64_t(63);
   model_.tensors.push_back(std::move(t));

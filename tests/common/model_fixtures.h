@@ -17,9 +17,7 @@ inline model::Tensor make_tensor(std::string name, model::DType dt, model::Tenso
   t.dtype = dt;
   t.kind = kind;
   t.shape = std::move(shape);
-  uint64_t n = 1;
-  for (int64_t d : t.shape) n *= uint64_t(d);
-  t.bytes = n * model::dtype_size(dt);
+  t.bytes = model::element_count(t.shape) * model::dtype_size(dt);
   t.hbm_offset = offset;
   if (kind == model::TensorKind::kConst)
     for (uint64_t i = 0; i < t.bytes; ++i) t.data.push_back(uint8_t(base + step * i));

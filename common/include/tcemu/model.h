@@ -19,6 +19,12 @@ namespace tcemu::model {
 
 enum class DType : uint8_t { kBf16 = 1, kF32 = 2 };
 size_t dtype_size(DType t);       // bytes per element; 0 for a value outside the enum
+// Elements of a tensor of `shape` (1 for a scalar); for shapes whose product fits 64 bits.
+inline uint64_t element_count(const std::vector<int64_t>& shape) {
+  uint64_t n = 1;
+  for (int64_t d : shape) n *= uint64_t(d);
+  return n;
+}
 const char* dtype_name(DType t);  // "bf16", "f32"; "invalid" outside the enum
 
 enum class TensorKind : uint8_t {
