@@ -21,11 +21,17 @@ class InProcessTransport : public Transport {
   void mmio_write(uint32_t offset, uint32_t value) override;
   void mem_read(uint64_t addr, std::span<uint8_t> dst) override;
   void mem_write(uint64_t addr, std::span<const uint8_t> src) override;
+  uint64_t mem_alloc(uint64_t bytes, uint64_t align) override;
+  void mem_free(uint64_t addr) override;
+  uint64_t mem_bytes_free() override;
   bool wait_irq(uint64_t timeout_cycles) override;
   std::string describe() const override;
 
+  emu::Device& device() { return *device_; }
+
  private:
   std::unique_ptr<emu::Device> device_;
+  int ctx_ = 0;  // the device's default context
 };
 
 }  // namespace tcemu::drv

@@ -12,7 +12,6 @@ namespace {
 
 constexpr uint32_t kRingEntries = 64;
 constexpr uint32_t kDescSlotBytes = 1024;  // >= kJobHeaderBytes + kMaxEngines * kJobStreamBytes
-constexpr uint64_t kAllocBase = 64 * 1024;  // HBM below this stays unused: address 0 is never valid
 static_assert(kJobHeaderBytes + isa::kMaxEngines * kJobStreamBytes <= kDescSlotBytes);
 
 const char* fault_doc(FaultCode c) {
@@ -76,9 +75,6 @@ Driver::Driver(Transport& transport) : transport_(transport) {
   info_.dma_latency_cycles = transport_.mmio_read(DMA_LATENCY_CYCLES);
   info_.dma_min_run_bytes = transport_.mmio_read(DMA_MIN_RUN_BYTES);
   info_.tensor_engine = TensorEngineKind(std::min<uint32_t>(transport_.mmio_read(TE_MODEL), 2));
-  if (info_.hbm_bytes <= kAllocBase)
-    throw Error(ErrorCode::kDevice, fmt::format("{}: HBM of {} bytes is too small", transport_.describe(), info_.hbm_bytes));
-  free_[kAllocBase] = info_.hbm_bytes - kAllocBase;
   ring_entries_ = kRingEntries;
   ring_addr_ = alloc(uint64_t(kRingEntries) * kRingEntryBytes);
   desc_addr_ = alloc(uint64_t(kRingEntries) * kDescSlotBytes);
@@ -105,52 +101,9 @@ void Driver::reset() {
   init_ring();
 }
 
-uint64_t Driver::alloc(uint64_t bytes, uint64_t align) {
-  if (bytes == 0 || align == 0 || (align & (align - 1)))
-    throw Error(ErrorCode::kInvalidArgument, fmt::format("alloc: bad request of {} bytes aligned to {}", bytes, align));
-  uint64_t largest = 0;
-  for (auto it = free_.begin(); it != free_.end(); ++it) {
-    uint64_t start = (it->first + align - 1) & ~(align - 1);
-    uint64_t pad = start - it->first;
-    largest = std::max(largest, it->second > pad ? it->second - pad : 0);
-    if (it->second < pad || it->second - pad < bytes) continue;
-    uint64_t base = it->first, size = it->second;
-    free_.erase(it);
-    if (pad) free_[base] = pad;
-    if (size - pad > bytes) free_[start + bytes] = size - pad - bytes;
-    used_[start] = bytes;
-    return start;
-  }
-  throw Error(ErrorCode::kCapacity, fmt::format("HBM allocation of {} bytes (aligned to {}) failed: largest free block is {} bytes of {} free",
-                                                bytes, align, largest, bytes_free()));
-}
-
-void Driver::free(uint64_t addr) {
-  auto it = used_.find(addr);
-  if (it == used_.end())
-    throw Error(ErrorCode::kInvalidArgument, fmt::format("free: 0x{:x} is not an allocated HBM block", addr));
-  uint64_t size = it->second;
-  used_.erase(it);
-  auto [pos, ok] = free_.emplace(addr, size);
-  auto next = std::next(pos);
-  if (next != free_.end() && pos->first + pos->second == next->first) {
-    pos->second += next->second;
-    free_.erase(next);
-  }
-  if (pos != free_.begin()) {
-    auto prev = std::prev(pos);
-    if (prev->first + prev->second == pos->first) {
-      prev->second += pos->second;
-      free_.erase(pos);
-    }
-  }
-}
-
-uint64_t Driver::bytes_free() const {
-  uint64_t n = 0;
-  for (auto& [a, s] : free_) n += s;
-  return n;
-}
+uint64_t Driver::alloc(uint64_t bytes, uint64_t align) { return transport_.mem_alloc(bytes, align); }
+void Driver::free(uint64_t addr) { transport_.mem_free(addr); }
+uint64_t Driver::bytes_free() const { return transport_.mem_bytes_free(); }
 
 uint32_t Driver::submit(const Job& job) {
   if (job.streams.size() > size_t(isa::kMaxEngines))

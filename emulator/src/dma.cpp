@@ -190,6 +190,7 @@ bool Tc1::dma_affine_side(uint64_t addr, uint64_t space, uint64_t bytes, const u
   if (space == uint64_t(isa::Space::kHbm)) {
     if (off_last > window_size_ || bytes > window_size_ - off_last) return false;
     side.hbm = window_base_ + off;
+    if (!owns(job_ctx_, side.hbm, off_last - off + bytes)) return false;  // the per-run check names the run
     for (int d = 0; d < 3; ++d) side.step[d] = stride[d];
     return true;
   }

@@ -42,19 +42,20 @@ uint64_t Tc1::block_on_semaphore(int engine, uint32_t pc, const Instr& in, uint6
   e.state = EngineState::kRunning;
   watchdog_ev_.cancel();  // someone made progress
   const uint64_t waited = cycle() - from;
-  e.stall += waited;
+  jc().stall[size_t(engine)] += waited;
   return waited;
 }
 
 void Tc1::check_deadlock() {
-  if (!job_running_ || watchdog_cycles_ == 0) return;
+  const uint32_t watchdog_cycles = jc().watchdog_cycles;
+  if (!job_running_ || watchdog_cycles == 0) return;
   bool any_waiting = false;
   for (int e = 0; e < isa::kMaxEngines; ++e) {
     if (engine_done_[e]) continue;
     if (engines_[e].state != EngineState::kWaiting) return;
     any_waiting = true;
   }
-  if (any_waiting) watchdog_ev_.notify(kCycle * double(watchdog_cycles_));
+  if (any_waiting) watchdog_ev_.notify(kCycle * double(watchdog_cycles));
 }
 
 void Tc1::watchdog() {
@@ -77,11 +78,11 @@ void Tc1::watchdog() {
 
 void Tc1::record(int engine, uint32_t pc, const Instr& in, uint64_t start, uint64_t end, uint64_t wait_cycles,
                  const InstrStats& stats) {
-  EngineRegs& e = engines_[engine];
-  e.busy += end - start;
-  if (engine == isa::kEngineTensor) te_macs_ += stats.macs;
-  if (engine >= isa::kEngineDma0) dma_bytes_ += stats.bytes;
-  const uint32_t index = trace_count_++;
+  Context& x = jc();
+  x.busy[size_t(engine)] += end - start;
+  if (engine == isa::kEngineTensor) x.te_macs += stats.macs;
+  if (engine >= isa::kEngineDma0) x.dma_bytes += stats.bytes;
+  const uint32_t index = x.trace_count++;
   if (index >= trace_cap_) return;  // buffer full: counted, not written (TRACE_COUNT > capacity)
   TraceRecord r;
   r.engine = uint16_t(engine);
@@ -101,26 +102,22 @@ void Tc1::record(int engine, uint32_t pc, const Instr& in, uint64_t start, uint6
 }
 
 void Tc1::post_notification(int engine, const Instr& in) {
-  if (notify_fifo_.size() < regs::kNotifyFifoDepth) {
-    notify_fifo_.push_back({uint32_t(in.tag), uint32_t(engine), running_seq_, cycle() - job_start_cycle_});
-  } else if (notify_dropped_ != UINT32_MAX) {
-    ++notify_dropped_;  // the host learns of the loss from the counter; the job goes on
+  Context& x = jc();
+  if (x.notify_fifo.size() < regs::kNotifyFifoDepth) {
+    x.notify_fifo.push_back({uint32_t(in.tag), uint32_t(engine), running_seq_, cycle() - job_start_cycle_});
+  } else if (x.notify_dropped != UINT32_MAX) {
+    ++x.notify_dropped;  // the host learns of the loss from the counter; the job goes on
   }
-  raise_irq(regs::kIrqNotify);
+  raise_irq(job_ctx_, regs::kIrqNotify);
 }
 
-void Tc1::clear_counters() {
-  te_macs_ = dma_bytes_ = 0;
-  for (auto& e : engines_) e.busy = e.stall = 0;
-}
-
-uint32_t Tc1::engine_reg_read(int engine, uint32_t reg) const {
-  const EngineRegs& e = engines_[engine];
+uint32_t Tc1::engine_reg_read(const Context& x, bool mine, int engine, uint32_t reg) const {
+  const EngineRegs e = mine ? engines_[size_t(engine)] : EngineRegs{};
   switch (reg) {
-    case regs::ENG_BUSY_LO: return uint32_t(e.busy);
-    case regs::ENG_BUSY_HI: return uint32_t(e.busy >> 32);
-    case regs::ENG_STALL_LO: return uint32_t(e.stall);
-    case regs::ENG_STALL_HI: return uint32_t(e.stall >> 32);
+    case regs::ENG_BUSY_LO: return uint32_t(x.busy[size_t(engine)]);
+    case regs::ENG_BUSY_HI: return uint32_t(x.busy[size_t(engine)] >> 32);
+    case regs::ENG_STALL_LO: return uint32_t(x.stall[size_t(engine)]);
+    case regs::ENG_STALL_HI: return uint32_t(x.stall[size_t(engine)] >> 32);
     case regs::ENG_STATE: return uint32_t(e.state);
     case regs::ENG_PC: return e.pc;
     case regs::ENG_WAIT_SEM: return e.wait_sem;

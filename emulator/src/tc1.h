@@ -55,6 +55,7 @@ using isa::Opcode;
 using regs::FaultCode;
 
 inline constexpr uint64_t kPageBytes = 4096;
+inline constexpr int kMaxContexts = int(regs::kMaxContexts);
 inline constexpr int kPsumBlock = 16;  // result columns TensorE holds before writing them (Tc1::PsumBlock)
 inline constexpr uint64_t kMaxDmaRuns = uint64_t(1) << 24;  // d1_count x d2_count x d3_count limit of one dma_copy
 inline const sc_core::sc_time kCycle(1, sc_core::SC_NS);
@@ -88,6 +89,11 @@ class SparseMemory {
       std::memcpy(p.get() + off, src, n);
       addr += n, src += n, len -= n;
     }
+  }
+
+  // Zeroes whole pages [addr, addr + bytes) (both page-aligned) by dropping them.
+  void discard(uint64_t addr, uint64_t bytes) {
+    for (uint64_t p = addr / kPageBytes; p < (addr + bytes) / kPageBytes; ++p) pages_.erase(p);
   }
 
  private:
@@ -156,6 +162,40 @@ struct StreamDesc {
 };
 
 class Tc1 : public sc_core::sc_module {
+ private:
+  // Notification FIFO entry: kept across jobs (each entry names its job), cleared by reset.
+  struct Notification {
+    uint32_t tag = 0, engine = 0, seq = 0;
+    uint64_t cycle = 0;  // since its job started
+  };
+
+  // One context's register bank (see "Contexts" above); Context{} is its reset state.
+  struct Context {
+    bool open = false;  // a client holds it (open_context)
+    bool enabled = false;
+    uint32_t irq_status = 0, irq_mask = 0;
+    uint64_t ring_base = 0;
+    uint32_t ring_size = 0, ring_head = 0, ring_tail = 0;
+    uint32_t completed_seq = 0;
+    uint64_t job_cycles = 0;
+    Fault fault;
+    uint32_t fault_engine = 0, fault_pc = 0, fault_info = 0, fault_seq = 0;
+    uint32_t cycle_hi_latch = 0;
+    uint32_t trace_count = 0;
+    std::deque<Notification> notify_fifo;
+    uint32_t notify_dropped = 0;
+    uint32_t watchdog_cycles = regs::kDefaultWatchdogCycles;
+    // LockstepMismatch details (LOCKSTEP_* registers).
+    uint32_t ls_port = 0, ls_column = 0, ls_element = 0, ls_rtl = 0, ls_fast = 0;
+    uint64_t ls_cycle = 0;
+    // Performance counters of this context's jobs.
+    uint64_t te_macs = 0, dma_bytes = 0;
+    std::array<uint64_t, isa::kMaxEngines> busy{}, stall{};
+    void clear_counters() {
+      te_macs = dma_bytes = 0;
+      busy.fill(0), stall.fill(0);
+    }
+  };
  public:
   SC_HAS_PROCESS(Tc1);
 
@@ -165,6 +205,7 @@ class Tc1 : public sc_core::sc_module {
         psum_(uint64_t(cfg.psum_partitions), cfg.psum_partition_bytes()),
         te_kind_(options.tensor_engine.value_or(cfg.tensor_engine)), te_(make_engine()) {
     te_->reset();
+    if (options.isolate_contexts) owner_.assign((cfg.hbm_bytes + kPageBytes - 1) / kPageBytes, 0);
     psum_block_.data.resize(size_t(cfg.cols) * kPsumBlock);
     streams_.resize(isa::kMaxEngines);
     engine_done_.assign(isa::kMaxEngines, true);
@@ -201,12 +242,52 @@ class Tc1 : public sc_core::sc_module {
 
   const DeviceConfig& config() const { return cfg_; }
   SparseMemory& hbm() { return hbm_; }
-  bool irq_line() const { return (irq_status_ & irq_mask_) != 0; }
   uint64_t cycle() const { return uint64_t(sc_core::sc_time_stamp() / kCycle); }
 
+  // ---- Contexts -----------------------------------------------------------------------------------
+  // The device offers kMaxContexts register banks, one per client (like the virtual functions of an
+  // SR-IOV device): each has its own command ring, completion, interrupt, fault, notification FIFO,
+  // watchdog and performance-counter registers. Jobs of all contexts share the engines, one job at a time,
+  // taken from the rings round-robin. A fault halts only the context whose job faulted; CTRL.RESET of a
+  // context aborts only that context's job. With DeviceOptions::isolate_contexts, every HBM access of a
+  // context (host reads and writes, its job descriptors, streams, trace buffers and DMA) must fall in pages
+  // the context owns (hbm_alloc), or it is refused (host) or faults HbmProtection (device).
+  bool context_open(int c) const { return c >= 0 && c < kMaxContexts && ctx_[size_t(c)].open; }
+  int open_context() {
+    for (int c = 0; c < kMaxContexts; ++c)
+      if (!ctx_[size_t(c)].open) {
+        ctx_[size_t(c)] = Context{};
+        ctx_[size_t(c)].open = true;
+        return c;
+      }
+    throw Error(ErrorCode::kCapacity, fmt::format("all {} device contexts are in use", kMaxContexts));
+  }
+  void close_context(int c) {
+    reset_context(c);
+    ctx_[size_t(c)].open = false;
+  }
+  bool irq_line(int c) const { return (ctx_[size_t(c)].irq_status & ctx_[size_t(c)].irq_mask) != 0; }
+  bool isolated() const { return options_.isolate_contexts; }
+
+  // HBM page ownership (isolate_contexts): owner_[page] is 1 + the owning context, or 0 when free.
+  void set_owner(uint64_t addr, uint64_t bytes, int c) {
+    for (uint64_t p = addr / kPageBytes; p < (addr + bytes + kPageBytes - 1) / kPageBytes; ++p)
+      owner_[p] = uint8_t(c + 1);
+  }
+  // True if context c may touch HBM bytes [addr, addr + bytes): always without isolation.
+  bool owns(int c, uint64_t addr, uint64_t bytes) const {
+    if (!isolated() || bytes == 0) return true;
+    if (addr > hbm_.size() || bytes > hbm_.size() - addr) return false;
+    for (uint64_t p = addr / kPageBytes; p <= (addr + bytes - 1) / kPageBytes; ++p)
+      if (owner_[p] != uint8_t(c + 1)) return false;
+    return true;
+  }
+
   // ---- MMIO ---------------------------------------------------------------------------------------
-  uint32_t mmio_read(uint32_t off) {
+  uint32_t mmio_read(int c, uint32_t off) {
     using namespace regs;
+    Context& x = ctx_[size_t(c)];
+    const bool mine = job_ctx_ == c;  // engine state and semaphores are shown to the job's context only
     switch (off) {
       case ID: return kDeviceId;
       case VERSION: return kVersion;
@@ -226,82 +307,85 @@ class Tc1 : public sc_core::sc_module {
       case HBM_BYTES_PER_CYCLE: return cfg_.hbm_bytes_per_cycle;
       case DMA_LATENCY_CYCLES: return cfg_.dma_latency_cycles;
       case DMA_MIN_RUN_BYTES: return cfg_.dma_min_run_bytes;
-      case CTRL: return enabled_ ? kCtrlEnable : 0;
-      case STATUS: return kStatusReady | (job_running_ ? kStatusBusy : 0) | (fault_.code != FaultCode::None ? kStatusFault : 0);
-      case IRQ_STATUS: return irq_status_;
-      case IRQ_MASK: return irq_mask_;
-      case RING_BASE_LO: return uint32_t(ring_base_);
-      case RING_BASE_HI: return uint32_t(ring_base_ >> 32);
-      case RING_SIZE: return ring_size_;
-      case RING_HEAD: return ring_head_;
-      case RING_TAIL: return ring_tail_;
-      case COMPLETED_SEQ: return completed_seq_;
-      case FAULT_CODE: return uint32_t(fault_.code);
-      case FAULT_ENGINE: return fault_engine_;
-      case FAULT_PC: return fault_pc_;
-      case FAULT_ADDR_LO: return uint32_t(fault_.addr);
-      case FAULT_ADDR_HI: return uint32_t(fault_.addr >> 32);
-      case FAULT_INFO: return fault_info_;
-      case FAULT_SEQ: return fault_seq_;
+      case CTRL: return x.enabled ? kCtrlEnable : 0;
+      case STATUS:
+        return kStatusReady | (job_running_ && mine ? kStatusBusy : 0) | (x.fault.code != FaultCode::None ? kStatusFault : 0);
+      case IRQ_STATUS: return x.irq_status;
+      case IRQ_MASK: return x.irq_mask;
+      case RING_BASE_LO: return uint32_t(x.ring_base);
+      case RING_BASE_HI: return uint32_t(x.ring_base >> 32);
+      case RING_SIZE: return x.ring_size;
+      case RING_HEAD: return x.ring_head;
+      case RING_TAIL: return x.ring_tail;
+      case COMPLETED_SEQ: return x.completed_seq;
+      case FAULT_CODE: return uint32_t(x.fault.code);
+      case FAULT_ENGINE: return x.fault_engine;
+      case FAULT_PC: return x.fault_pc;
+      case FAULT_ADDR_LO: return uint32_t(x.fault.addr);
+      case FAULT_ADDR_HI: return uint32_t(x.fault.addr >> 32);
+      case FAULT_INFO: return x.fault_info;
+      case FAULT_SEQ: return x.fault_seq;
       case CYCLE_LO: {
-        uint64_t c = cycle();
-        cycle_hi_latch_ = uint32_t(c >> 32);
-        return uint32_t(c);
+        uint64_t now = cycle();
+        x.cycle_hi_latch = uint32_t(now >> 32);
+        return uint32_t(now);
       }
-      case CYCLE_HI: return cycle_hi_latch_;
-      case JOB_CYCLES_LO: return uint32_t(job_cycles_);
-      case JOB_CYCLES_HI: return uint32_t(job_cycles_ >> 32);
-      case TRACE_COUNT: return trace_count_;
+      case CYCLE_HI: return x.cycle_hi_latch;
+      case JOB_CYCLES_LO: return uint32_t(x.job_cycles);
+      case JOB_CYCLES_HI: return uint32_t(x.job_cycles >> 32);
+      case TRACE_COUNT: return x.trace_count;
       case TE_MODEL: return uint32_t(te_kind_);
-      case LOCKSTEP_PORT: return ls_port_;
-      case LOCKSTEP_COLUMN: return ls_column_;
-      case LOCKSTEP_ELEMENT: return ls_element_;
-      case LOCKSTEP_RTL: return ls_rtl_;
-      case LOCKSTEP_FAST: return ls_fast_;
-      case LOCKSTEP_CYCLE_LO: return uint32_t(ls_cycle_);
-      case LOCKSTEP_CYCLE_HI: return uint32_t(ls_cycle_ >> 32);
-      case NOTIFY_COUNT: return uint32_t(notify_fifo_.size());
-      case NOTIFY_TAG: return notify_fifo_.empty() ? 0 : notify_fifo_.front().tag;
-      case NOTIFY_ENGINE: return notify_fifo_.empty() ? 0 : notify_fifo_.front().engine;
-      case NOTIFY_CYCLE_LO: return notify_fifo_.empty() ? 0 : uint32_t(notify_fifo_.front().cycle);
-      case NOTIFY_CYCLE_HI: return notify_fifo_.empty() ? 0 : uint32_t(notify_fifo_.front().cycle >> 32);
-      case NOTIFY_SEQ: return notify_fifo_.empty() ? 0 : notify_fifo_.front().seq;
-      case NOTIFY_DROPPED: return notify_dropped_;
-      case TE_MACS_LO: return uint32_t(te_macs_);
-      case TE_MACS_HI: return uint32_t(te_macs_ >> 32);
-      case DMA_BYTES_LO: return uint32_t(dma_bytes_);
-      case DMA_BYTES_HI: return uint32_t(dma_bytes_ >> 32);
-      case WATCHDOG_CYCLES: return watchdog_cycles_;
+      case LOCKSTEP_PORT: return x.ls_port;
+      case LOCKSTEP_COLUMN: return x.ls_column;
+      case LOCKSTEP_ELEMENT: return x.ls_element;
+      case LOCKSTEP_RTL: return x.ls_rtl;
+      case LOCKSTEP_FAST: return x.ls_fast;
+      case LOCKSTEP_CYCLE_LO: return uint32_t(x.ls_cycle);
+      case LOCKSTEP_CYCLE_HI: return uint32_t(x.ls_cycle >> 32);
+      case NOTIFY_COUNT: return uint32_t(x.notify_fifo.size());
+      case NOTIFY_TAG: return x.notify_fifo.empty() ? 0 : x.notify_fifo.front().tag;
+      case NOTIFY_ENGINE: return x.notify_fifo.empty() ? 0 : x.notify_fifo.front().engine;
+      case NOTIFY_CYCLE_LO: return x.notify_fifo.empty() ? 0 : uint32_t(x.notify_fifo.front().cycle);
+      case NOTIFY_CYCLE_HI: return x.notify_fifo.empty() ? 0 : uint32_t(x.notify_fifo.front().cycle >> 32);
+      case NOTIFY_SEQ: return x.notify_fifo.empty() ? 0 : x.notify_fifo.front().seq;
+      case NOTIFY_DROPPED: return x.notify_dropped;
+      case TE_MACS_LO: return uint32_t(x.te_macs);
+      case TE_MACS_HI: return uint32_t(x.te_macs >> 32);
+      case DMA_BYTES_LO: return uint32_t(x.dma_bytes);
+      case DMA_BYTES_HI: return uint32_t(x.dma_bytes >> 32);
+      case WATCHDOG_CYCLES: return x.watchdog_cycles;
+      case CONTEXT_ID: return uint32_t(c);
       default:
         if (off >= ENGINE_BLOCK && off < ENGINE_BLOCK + kEngineBlockStride * isa::kMaxEngines)
-          return engine_reg_read(int((off - ENGINE_BLOCK) / kEngineBlockStride), (off - ENGINE_BLOCK) % kEngineBlockStride);
-        if (off >= SEM_BLOCK && off < SEM_BLOCK + 4 * kNumSemaphores && off % 4 == 0) return sems_[(off - SEM_BLOCK) / 4];
+          return engine_reg_read(x, mine, int((off - ENGINE_BLOCK) / kEngineBlockStride), (off - ENGINE_BLOCK) % kEngineBlockStride);
+        if (off >= SEM_BLOCK && off < SEM_BLOCK + 4 * kNumSemaphores && off % 4 == 0) return mine ? sems_[(off - SEM_BLOCK) / 4] : 0;
         return 0;  // unmapped offsets read as zero, like a real BAR
     }
   }
 
-  void mmio_write(uint32_t off, uint32_t v) {
+  void mmio_write(int c, uint32_t off, uint32_t v) {
     using namespace regs;
+    Context& x = ctx_[size_t(c)];
     switch (off) {
       case CTRL:
-        if (v & kCtrlReset) reset();
-        enabled_ = (v & kCtrlEnable) != 0;
+        if (v & kCtrlReset) reset_context(c);
+        x.enabled = (v & kCtrlEnable) != 0;
         kick();
         break;
-      case IRQ_STATUS: irq_status_ &= ~v; break;
-      case IRQ_MASK: irq_mask_ = v & kIrqAll; break;
-      case RING_BASE_LO: ring_base_ = (ring_base_ & ~uint64_t(0xFFFFFFFF)) | v; break;
-      case RING_BASE_HI: ring_base_ = (ring_base_ & 0xFFFFFFFFull) | (uint64_t(v) << 32); break;
-      case RING_SIZE: ring_size_ = v; break;
+      case IRQ_STATUS: x.irq_status &= ~v; break;
+      case IRQ_MASK: x.irq_mask = v & kIrqAll; break;
+      case RING_BASE_LO: x.ring_base = (x.ring_base & ~uint64_t(0xFFFFFFFF)) | v; break;
+      case RING_BASE_HI: x.ring_base = (x.ring_base & 0xFFFFFFFFull) | (uint64_t(v) << 32); break;
+      case RING_SIZE: x.ring_size = v; break;
       case PERF_CTRL:
-        if (v & 1u) clear_counters();
+        if (v & 1u) x.clear_counters();
         break;
-      case WATCHDOG_CYCLES: watchdog_cycles_ = v; break;
+      case WATCHDOG_CYCLES: x.watchdog_cycles = v; break;
       case NOTIFY_POP:
-        if ((v & 1u) && !notify_fifo_.empty()) notify_fifo_.pop_front();
+        if ((v & 1u) && !x.notify_fifo.empty()) x.notify_fifo.pop_front();
         break;
       case DOORBELL:
-        ring_tail_ = v;
+        x.ring_tail = v;
         kick();
         break;
       default: break;  // writes to read-only or unmapped offsets are ignored, like a real BAR
@@ -313,79 +397,108 @@ class Tc1 : public sc_core::sc_module {
   // processed when the host next runs the simulation.
   void kick() { cp_ev_.notify(sc_core::SC_ZERO_TIME); }
 
-  void reset() {
-    ++job_token_;  // every process abandons what it was doing at its next check
-    ring_base_ = 0, ring_size_ = 0, ring_head_ = 0, ring_tail_ = 0;
-    completed_seq_ = 0, job_cycles_ = 0;
-    irq_status_ = 0;
-    fault_ = {}, fault_engine_ = 0, fault_pc_ = 0, fault_info_ = 0, fault_seq_ = 0;
-    job_running_ = false;
-    sems_.fill(0);
-    std::fill(engine_done_.begin(), engine_done_.end(), true);
-    clear_counters();
-    engines_ = {};
-    trace_count_ = 0, trace_cap_ = 0;
-    notify_fifo_.clear(), notify_dropped_ = 0;
-    watchdog_cycles_ = regs::kDefaultWatchdogCycles;
-    watchdog_ev_.cancel();
-    te_->reset();
-    if (lockstep_) lockstep_->clear_divergence();
-    ls_port_ = ls_column_ = ls_element_ = ls_rtl_ = ls_fast_ = 0, ls_cycle_ = 0;
-    wake_ev_.notify(sc_core::SC_ZERO_TIME);
-    abort_ev_.notify(sc_core::SC_ZERO_TIME);
+  // CTRL.RESET of context c: aborts c's job if it is the one running (the engines drop it at their next
+  // check), and returns c's registers to their reset values. Other contexts and HBM are untouched.
+  void reset_context(int c) {
+    if (job_ctx_ == c && job_running_) abort_job();
+    const bool open = ctx_[size_t(c)].open;
+    ctx_[size_t(c)] = Context{};
+    ctx_[size_t(c)].open = open;
     kick();
   }
 
-  void raise_irq(uint32_t bits) {
-    irq_status_ |= bits;
-    if (irq_line()) sc_core::sc_pause();  // return control to the host waiting in run()
+  // Stops the running job: every process abandons what it was doing at its next check.
+  void abort_job() {
+    ++job_token_;
+    job_running_ = false;
+    sems_.fill(0);
+    std::fill(engine_done_.begin(), engine_done_.end(), true);
+    for (auto& e : engines_) e = {};
+    watchdog_ev_.cancel();
+    te_->reset();
+    if (lockstep_) lockstep_->clear_divergence();
+    wake_ev_.notify(sc_core::SC_ZERO_TIME);
+    abort_ev_.notify(sc_core::SC_ZERO_TIME);
   }
 
-  // First fault wins; the device halts until reset.
+  void raise_irq(int c, uint32_t bits) {
+    ctx_[size_t(c)].irq_status |= bits;
+    if (irq_line(c)) sc_core::sc_pause();  // return control to the host waiting in run()
+  }
+
+  // First fault wins; the job's context halts until its reset. The engines move on to other contexts.
   void raise_fault(FaultCode code, int engine, uint32_t pc, uint64_t addr, uint32_t info) {
-    if (fault_.code != FaultCode::None) return;
-    fault_ = {code, addr};
-    fault_engine_ = uint32_t(engine), fault_pc_ = pc, fault_info_ = info, fault_seq_ = running_seq_;
+    Context& x = jc();
+    if (x.fault.code != FaultCode::None) return;
+    x.fault = {code, addr};
+    x.fault_engine = uint32_t(engine), x.fault_pc = pc, x.fault_info = info, x.fault_seq = running_seq_;
     job_running_ = false;
+    engines_dirty_ = true;  // the next job starts with the tensor engine reset (start_job)
     ++job_token_;
     abort_ev_.notify(sc_core::SC_ZERO_TIME);
-    raise_irq(regs::kIrqFault);
+    kick();
+    raise_irq(job_ctx_, regs::kIrqFault);
   }
 
-  bool halted() const { return fault_.code != FaultCode::None; }
+  bool halted(int c) const { return ctx_[size_t(c)].fault.code != FaultCode::None; }
+  bool has_work(int c) const {
+    const Context& x = ctx_[size_t(c)];
+    return x.open && x.enabled && !halted(c) && x.ring_size != 0 && x.ring_head != x.ring_tail;
+  }
 
   // ---- Command processor ------------------------------------------------------------------------
   void command_processor() {
     for (;;) {
-      while (!(enabled_ && !halted() && ring_size_ != 0 && ring_head_ != ring_tail_)) wait(cp_ev_);
+      int c = -1;
+      for (;;) {  // round-robin over the contexts with submitted jobs
+        for (int i = 0; i < kMaxContexts && c < 0; ++i)
+          if (has_work((rr_next_ + i) % kMaxContexts)) c = (rr_next_ + i) % kMaxContexts;
+        if (c >= 0) break;
+        wait(cp_ev_);
+      }
+      rr_next_ = (c + 1) % kMaxContexts;
+      job_ctx_ = c;
       uint64_t token = ++job_token_;
       if (!start_job()) continue;
       while (!all_engines_done() && token == job_token_) wait(cp_ev_);
       if (token != job_token_) continue;  // reset or fault
       job_running_ = false;
-      completed_seq_ = running_seq_;
-      job_cycles_ = cycle() - job_start_cycle_;
-      ring_head_ = (ring_head_ + 1) % ring_size_;
-      raise_irq(regs::kIrqJobDone);
+      Context& x = ctx_[size_t(c)];
+      x.completed_seq = running_seq_;
+      x.job_cycles = cycle() - job_start_cycle_;
+      x.ring_head = (x.ring_head + 1) % job_ring_size_;
+      raise_irq(c, regs::kIrqJobDone);
     }
   }
 
   bool start_job() {
-    const uint32_t size = ring_size_;
-    if ((size & (size - 1)) != 0 || size > 4096 || ring_tail_ >= size || ring_base_ % 64 != 0 ||
-        ring_base_ + uint64_t(size) * regs::kRingEntryBytes > hbm_.size()) {
-      raise_fault(FaultCode::BadRing, 0, 0, ring_base_, size);
+    Context& x = jc();
+    const uint32_t size = x.ring_size;
+    if ((size & (size - 1)) != 0 || size > 4096 || x.ring_tail >= size || x.ring_head >= size || x.ring_base % 64 != 0 ||
+        x.ring_base > hbm_.size() || uint64_t(size) * regs::kRingEntryBytes > hbm_.size() - x.ring_base) {
+      raise_fault(FaultCode::BadRing, 0, 0, x.ring_base, size);
+      return false;
+    }
+    job_ring_size_ = size;  // RING_SIZE may be rewritten while the job runs; the head advances modulo this
+    const uint64_t entry_at = x.ring_base + uint64_t(x.ring_head) * regs::kRingEntryBytes;
+    if (!owns(job_ctx_, entry_at, regs::kRingEntryBytes)) {
+      raise_fault(FaultCode::HbmProtection, 0, 0, entry_at, 0);
       return false;
     }
     uint8_t entry[regs::kRingEntryBytes];
-    hbm_.read(ring_base_ + uint64_t(ring_head_) * regs::kRingEntryBytes, entry, sizeof entry);
+    hbm_.read(entry_at, entry, sizeof entry);
     uint64_t desc = rd64(entry);
     running_seq_ = rd32(entry + 8);
     auto bad_job = [&](uint64_t where, uint32_t info) {
       raise_fault(FaultCode::BadJob, 0, 0, where, info);
       return false;
     };
+    auto foreign = [&](uint64_t where) {
+      raise_fault(FaultCode::HbmProtection, 0, 0, where, 0);
+      return false;
+    };
     if (desc + regs::kJobHeaderBytes > hbm_.size() || desc + regs::kJobHeaderBytes < desc) return bad_job(desc, 0);
+    if (!owns(job_ctx_, desc, regs::kJobHeaderBytes)) return foreign(desc);
     uint8_t hdr[regs::kJobHeaderBytes];
     hbm_.read(desc, hdr, sizeof hdr);
     if (rd32(hdr) != regs::kJobMagic) return bad_job(desc, rd32(hdr));
@@ -394,15 +507,17 @@ class Tc1 : public sc_core::sc_module {
     window_size_ = rd64(hdr + 16);
     trace_addr_ = rd64(hdr + 24);
     trace_cap_ = rd32(hdr + 32);
-    trace_count_ = 0;
+    x.trace_count = 0;
     if (trace_cap_ && (trace_addr_ > hbm_.size() || uint64_t(trace_cap_) * kTraceRecordBytes > hbm_.size() - trace_addr_))
       return bad_job(desc + 24, trace_cap_);
+    if (trace_cap_ && !owns(job_ctx_, trace_addr_, uint64_t(trace_cap_) * kTraceRecordBytes)) return foreign(trace_addr_);
     if (nstreams > uint32_t(isa::kMaxEngines)) return bad_job(desc + 4, nstreams);
     if (window_base_ > hbm_.size() || window_size_ > hbm_.size() - window_base_) return bad_job(desc + 8, 0);
     for (auto& s : streams_) s = {};
     for (uint32_t i = 0; i < nstreams; ++i) {
       uint64_t at = desc + regs::kJobHeaderBytes + uint64_t(i) * regs::kJobStreamBytes;
       if (at + regs::kJobStreamBytes > hbm_.size()) return bad_job(at, i);
+      if (!owns(job_ctx_, at, regs::kJobStreamBytes)) return foreign(at);
       uint8_t s[regs::kJobStreamBytes];
       hbm_.read(at, s, sizeof s);
       uint32_t engine = rd32(s), count = rd32(s + 4);
@@ -412,7 +527,13 @@ class Tc1 : public sc_core::sc_module {
                      (engine >= uint32_t(isa::kEngineDma0) && engine < uint32_t(isa::kEngineDma0 + cfg_.dma_queues));
       if (!present || streams_[engine].count != 0) return bad_job(at, engine);
       if (addr > hbm_.size() || uint64_t(count) * isa::kInstrBytes > hbm_.size() - addr) return bad_job(at + 8, engine);
+      if (!owns(job_ctx_, addr, uint64_t(count) * isa::kInstrBytes)) return foreign(addr);
       streams_[engine] = {count, addr};
+    }
+    if (engines_dirty_) {  // the last job faulted with its work in flight
+      te_->reset();
+      if (lockstep_) lockstep_->clear_divergence();
+      engines_dirty_ = false;
     }
     sems_.fill(0);
     engines_ = {};
@@ -496,6 +617,10 @@ class Tc1 : public sc_core::sc_module {
           return false;
         }
         r.offset = window_base_ + off;
+        if (!owns(job_ctx_, r.offset, bytes)) {
+          f = {FaultCode::HbmProtection, addr};
+          return false;
+        }
         return true;
       case uint64_t(isa::Space::kSbuf): {
         uint64_t pb = cfg_.sbuf_partition_bytes;
@@ -557,8 +682,9 @@ class Tc1 : public sc_core::sc_module {
   // waiting for its semaphore, start = began executing, end = completed.
   void record(int engine, uint32_t pc, const Instr& in, uint64_t start, uint64_t end, uint64_t wait_cycles,
               const InstrStats& stats);
-  void clear_counters();
-  uint32_t engine_reg_read(int engine, uint32_t reg) const;
+  // An engine's register block as context x sees it: its counters, and the engine's state when x's job
+  // is the one running (`mine`).
+  uint32_t engine_reg_read(const Context& x, bool mine, int engine, uint32_t reg) const;
 
   // ---- Semaphore blocking and the deadlock watchdog (sequencer.cpp) --------------------------------
   // Blocks `engine` at `pc` until `in`'s semaphore condition holds or the job is abandoned; returns the
@@ -658,9 +784,6 @@ class Tc1 : public sc_core::sc_module {
   TensorEngineKind te_kind_;
   rtl::LockstepTensorEngine* lockstep_ = nullptr;  // te_ itself when te_kind_ is kLockstep
   std::unique_ptr<rtl::TensorEngineModel> te_;
-  // LockstepMismatch details (LOCKSTEP_* registers).
-  uint32_t ls_port_ = 0, ls_column_ = 0, ls_element_ = 0, ls_rtl_ = 0, ls_fast_ = 0;
-  uint64_t ls_cycle_ = 0;
 
   std::unique_ptr<rtl::TensorEngineModel> make_engine() {
     if (!options_.wave_path.empty() && te_kind_ == TensorEngineKind::kFast)
@@ -688,45 +811,33 @@ class Tc1 : public sc_core::sc_module {
     }
   }
 
-  // CSR state
-  bool enabled_ = false;
-  uint32_t irq_status_ = 0, irq_mask_ = 0;
-  uint64_t ring_base_ = 0;
-  uint32_t ring_size_ = 0, ring_head_ = 0, ring_tail_ = 0;
-  uint32_t completed_seq_ = 0, running_seq_ = 0;
-  uint64_t job_cycles_ = 0, job_start_cycle_ = 0;
-  Fault fault_;
-  uint32_t fault_engine_ = 0, fault_pc_ = 0, fault_info_ = 0, fault_seq_ = 0;
-  uint32_t cycle_hi_latch_ = 0;
+  std::array<Context, kMaxContexts> ctx_{};
+  int job_ctx_ = 0;   // context of the running (or last started) job
+  int rr_next_ = 0;   // the command processor looks at this context first
+  uint32_t job_ring_size_ = 1;
+  std::vector<uint8_t> owner_;  // isolate_contexts: per HBM page, 1 + owning context, 0 when free
+  Context& jc() { return ctx_[size_t(job_ctx_)]; }
 
   // Job state
+  uint32_t running_seq_ = 0;
+  uint64_t job_start_cycle_ = 0;
   bool job_running_ = false;
+  bool engines_dirty_ = false;
   uint64_t job_token_ = 0;
   uint64_t window_base_ = 0, window_size_ = 0;
   std::vector<StreamDesc> streams_;
   std::vector<bool> engine_done_;
   std::array<uint32_t, regs::kNumSemaphores> sems_{};
 
-  // Trace unit, counters, engine state
+  // Trace unit, engine state
   uint64_t trace_addr_ = 0;
-  uint32_t trace_cap_ = 0, trace_count_ = 0;
-  uint64_t te_macs_ = 0, dma_bytes_ = 0;
+  uint32_t trace_cap_ = 0;
   struct EngineRegs {
-    uint64_t busy = 0, stall = 0;
     regs::EngineState state = regs::EngineState::kIdle;
     uint32_t pc = 0, wait_sem = 0, wait_value = 0;
   };
   std::array<EngineRegs, isa::kMaxEngines> engines_{};
-  uint32_t watchdog_cycles_ = regs::kDefaultWatchdogCycles;
   sc_core::sc_event watchdog_ev_;
-
-  // Notification FIFO: kept across jobs (each entry names its job), cleared by reset.
-  struct Notification {
-    uint32_t tag = 0, engine = 0, seq = 0;
-    uint64_t cycle = 0;  // since its job started
-  };
-  std::deque<Notification> notify_fifo_;
-  uint32_t notify_dropped_ = 0;
 
   sc_core::sc_event cp_ev_, wake_ev_, sem_ev_, abort_ev_;  // abort_ev_: reset or fault
 };

@@ -242,11 +242,12 @@ void Tc1::report_lockstep(const rtl::LockstepDivergence& d, const std::deque<Mat
   const bool result_port = d.port == rtl::LockstepPort::kOutData || d.port == rtl::LockstepPort::kOutValid;
   const Matmul* mm = result_port ? (inflight.empty() ? nullptr : &inflight.front())
                                  : (loading ? &*loading : (inflight.empty() ? nullptr : &inflight.back()));
-  ls_port_ = uint32_t(d.port);
-  ls_column_ = mm ? uint32_t(mm->next_out) : 0;
-  ls_element_ = d.element < 0 ? 0 : uint32_t(d.element);
-  ls_rtl_ = d.reference, ls_fast_ = d.candidate;
-  ls_cycle_ = cycle() + 1 - job_start_cycle_;  // the edge of this cycle, as a job cycle
+  Context& x = jc();
+  x.ls_port = uint32_t(d.port);
+  x.ls_column = mm ? uint32_t(mm->next_out) : 0;
+  x.ls_element = d.element < 0 ? 0 : uint32_t(d.element);
+  x.ls_rtl = d.reference, x.ls_fast = d.candidate;
+  x.ls_cycle = cycle() + 1 - job_start_cycle_;  // the edge of this cycle, as a job cycle
   uint64_t addr = 0;
   if (mm && d.element >= 0)
     addr = isa::make_addr(isa::Space::kPsum, (mm->in.out_part + uint64_t(d.element)) * cfg_.psum_partition_bytes() +

@@ -9,7 +9,8 @@
 namespace tcemu::regs {
 
 inline constexpr uint32_t kDeviceId = 0x54433101;  // "TC1" + revision 1
-inline constexpr uint32_t kVersionMajor = 1, kVersionMinor = 3;  // 1.1: NOTIFY_*; 1.2: HBM/DMA timing capabilities; 1.3: TE_MODEL, LOCKSTEP_*
+inline constexpr uint32_t kVersionMajor = 1, kVersionMinor = 4;  // 1.1: NOTIFY_*; 1.2: HBM/DMA timing capabilities; 1.3: TE_MODEL, LOCKSTEP_*;
+                                                                 // 1.4: contexts (CONTEXT_ID), HbmProtection
 inline constexpr uint32_t kVersion = (kVersionMajor << 16) | kVersionMinor;
 inline constexpr uint32_t kBarBytes = 0x1000;
 
@@ -78,6 +79,7 @@ inline constexpr uint32_t kBarBytes = 0x1000;
   X(DMA_BYTES_LO, 0x10C, RO, "bytes moved by all DMA queues since the counters were cleared, low")  \
   X(DMA_BYTES_HI, 0x110, RO, "bytes moved by all DMA queues, high word")                            \
   X(WATCHDOG_CYCLES, 0x114, RW, "deadlock watchdog: cycles all unfinished engines may stay blocked on semaphores (0: off)") \
+  X(CONTEXT_ID, 0x118, RO, "this register bank's context (0..15); every register but the capabilities is per context") \
   X(ENGINE_BLOCK, 0x200, RO, "per engine e at 0x200 + 32*e: BUSY_LO/HI, STALL_LO/HI, STATE, PC, WAIT_SEM, WAIT_VALUE") \
   X(SEM_BLOCK, 0x800, RO, "semaphore s at 0x800 + 4*s (256 semaphores)")
 
@@ -146,7 +148,8 @@ inline constexpr uint32_t kIrqAll = kIrqJobDone | kIrqFault | kIrqNotify;
   X(Watchdog, 10, "deadlock: every unfinished engine blocked on a semaphore for WATCHDOG_CYCLES") \
   X(BadDtype, 11, "element type not allowed for this operand (unknown code, or not f32 in PSUM)") \
   X(BadPartition, 12, "partition range outside the memory, empty, or not aligned to the quadrant") \
-  X(LockstepMismatch, 13, "the RTL and the fast tensor engine differed (LOCKSTEP_* registers say where)")
+  X(LockstepMismatch, 13, "the RTL and the fast tensor engine differed (LOCKSTEP_* registers say where)")                               \
+  X(HbmProtection, 14, "HBM access to a page this context does not own (another context's or free memory)")
 
 enum class FaultCode : uint32_t {
 #define TCEMU_X(name, code, doc) name = code,
@@ -165,6 +168,8 @@ inline constexpr uint32_t kJobMagic = 0x424A4354;
 inline constexpr uint32_t kJobHeaderBytes = 40;
 inline constexpr uint32_t kJobStreamBytes = 16;
 inline constexpr uint32_t kNumSemaphores = 256;
+// Register banks (contexts) of one device: one per client of a shared device (docs/registers.md, "Contexts").
+inline constexpr uint32_t kMaxContexts = 16;
 inline constexpr uint32_t kDefaultWatchdogCycles = 1'000'000;
 // Entries of the notification FIFO (NOTIFY_* registers; docs/registers.md, "Notifications").
 inline constexpr uint32_t kNotifyFifoDepth = 64;

@@ -114,8 +114,9 @@ class Driver {
   // ring. HBM contents and allocations are kept.
   void reset();
 
-  // HBM allocator: first fit, `align` must be a power of two. Throws Error(kCapacity) with the request
-  // and the largest free block when it cannot be satisfied.
+  // HBM allocation, from the device through the transport (Transport::mem_alloc): first fit, `align` must
+  // be a power of two. Throws Error(kCapacity) with the request and the largest free block when it cannot
+  // be satisfied.
   uint64_t alloc(uint64_t bytes, uint64_t align = 4096);
   void free(uint64_t addr);  // Error(kInvalidArgument) if addr was not returned by alloc
   uint64_t bytes_free() const;
@@ -157,8 +158,6 @@ class Driver {
 
   Transport& transport_;
   DeviceInfo info_;
-  std::map<uint64_t, uint64_t> free_;   // addr -> size
-  std::map<uint64_t, uint64_t> used_;   // addr -> size
   uint64_t ring_addr_ = 0, desc_addr_ = 0;
   uint32_t ring_entries_ = 0;
   uint32_t tail_ = 0, next_seq_ = 1, completed_ = 0;
