@@ -15,6 +15,7 @@ void InProcessTransport::mem_write(uint64_t addr, std::span<const uint8_t> src) 
 uint64_t InProcessTransport::mem_alloc(uint64_t bytes, uint64_t align) { return device_->hbm_alloc(ctx_, bytes, align); }
 void InProcessTransport::mem_free(uint64_t addr) { device_->hbm_free(ctx_, addr); }
 uint64_t InProcessTransport::mem_bytes_free() { return device_->hbm_bytes_free(); }
+void InProcessTransport::inject_faults(const fi::Plan& plan) { device_->inject_faults(ctx_, plan); }
 bool InProcessTransport::wait_irq(uint64_t timeout_cycles) { return device_->run(timeout_cycles, 1u << ctx_); }
 std::string InProcessTransport::describe() const { return "in-process emulator (" + device_->config().name + ")"; }
 

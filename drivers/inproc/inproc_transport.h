@@ -24,6 +24,7 @@ class InProcessTransport : public Transport {
   uint64_t mem_alloc(uint64_t bytes, uint64_t align) override;
   void mem_free(uint64_t addr) override;
   uint64_t mem_bytes_free() override;
+  void inject_faults(const fi::Plan& plan) override;
   bool wait_irq(uint64_t timeout_cycles) override;
   std::string describe() const override;
 

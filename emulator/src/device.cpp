@@ -45,11 +45,13 @@ int Device::open_context() { return tc1_->open_context(); }
 
 void Device::close_context(int ctx) {
   check_context(ctx);
-  tc1_->close_context(ctx);
+  // The blocks are freed while the context is still open (hbm_free checks that it is); no simulated time
+  // passes before close_context aborts its job, so the job never touches a freed page.
   std::vector<uint64_t> mine;
   for (auto& [addr, b] : used_)
     if (b.ctx == ctx) mine.push_back(addr);
   for (uint64_t a : mine) hbm_free(ctx, a);
+  tc1_->close_context(ctx);
 }
 
 uint32_t Device::mmio_read(int ctx, uint32_t offset) {
@@ -75,13 +77,20 @@ void check_hbm_range(const Tc1& t, const SparseMemory& m, int ctx, uint64_t addr
 void Device::hbm_read(int ctx, uint64_t addr, std::span<uint8_t> dst) {
   check_context(ctx);
   check_hbm_range(*tc1_, tc1_->hbm(), ctx, addr, dst.size(), "read");
+  tc1_->host_ecc(ctx, addr, dst.size(), false);
   tc1_->hbm().read(addr, dst.data(), dst.size());
 }
 
 void Device::hbm_write(int ctx, uint64_t addr, std::span<const uint8_t> src) {
   check_context(ctx);
   check_hbm_range(*tc1_, tc1_->hbm(), ctx, addr, src.size(), "write");
+  tc1_->host_ecc(ctx, addr, src.size(), true);
   tc1_->hbm().write(addr, src.data(), src.size());
+}
+
+void Device::inject_faults(int ctx, const fi::Plan& plan) {
+  check_context(ctx);
+  tc1_->arm_faults(ctx, plan);
 }
 
 uint64_t Device::hbm_alloc(int ctx, uint64_t bytes, uint64_t align) {
@@ -122,6 +131,7 @@ void Device::hbm_free(int ctx, uint64_t addr) {
   if (tc1_->isolated()) {
     tc1_->set_owner(addr, size, -1);
     tc1_->hbm().discard(addr, size);
+    tc1_->host_ecc(ctx, addr, size, true);  // the pages are fresh: no flipped bits left in them
   }
   auto [pos, ok] = free_.emplace(addr, size);
   auto next = std::next(pos);

@@ -336,6 +336,7 @@ bool Tc1::dma_copy(int engine, uint32_t pc, const Instr& in, uint64_t token, Ins
     return false;
   }
   if (!dma_retire(engine, token)) return false;
+  if (!poison_.empty() && !ecc_check(engine, pc, in)) return false;  // injected bit flips (fault_injection.cpp)
 
   // Data moves at completion, run by run through a bounce buffer (sources may overlap sinks).
   if (ss == uint64_t(S::kPsum)) psum_flush();  // TensorE's held result columns (tc1.h, PsumBlock)

@@ -32,6 +32,7 @@ bool Tc1::scalar_exec(uint32_t pc, const Instr& in, uint64_t token, InstrStats& 
                             (in.bias_en ? bias.bytes : 0) + (in.acc_en ? acc.bytes : 0));
   const uint64_t cycles = cfg_.scalar_start_cycles + std::max<uint64_t>(cfg_.scalar_min_cycles, n);
   if (!wait_cycles(cycles, token)) return false;
+  if (!poison_.empty() && !ecc_check(isa::kEngineScalar, pc, in)) return false;  // injected bit flips (fault_injection.cpp)
   // Operands may be in PSUM: TensorE's held result columns first (tc1.h, PsumBlock). Results may go to SBUF:
   // TensorE's moving columns read ahead become stale (sbuf_gen_).
   psum_flush();

@@ -16,6 +16,7 @@ void Tc1::run_sequencer(int engine, const Executor& exec) {
       if (!in) break;
       const uint64_t waited = block_on_semaphore(engine, pc, *in, token);
       if (token != job_token_) break;
+      if ((!job_faults_.empty() || !poison_.empty()) && !before_execute(engine, pc, *in, token)) break;
       const uint64_t start = cycle();
       InstrStats stats;
       if (in->opcode == Opcode::Notify) post_notification(engine, *in);

@@ -38,11 +38,13 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <map>
 #include <optional>
 #include <unordered_map>
 #include <vector>
 
 #include "tcemu/error.h"
+#include "tcemu/faults.h"
 #include "tcemu/isa.h"
 #include "tcemu/numerics.h"
 #include "tcemu/regs.h"
@@ -188,6 +190,14 @@ class Tc1 : public sc_core::sc_module {
     // LockstepMismatch details (LOCKSTEP_* registers).
     uint32_t ls_port = 0, ls_column = 0, ls_element = 0, ls_rtl = 0, ls_fast = 0;
     uint64_t ls_cycle = 0;
+    // Fault injection (fault_injection.cpp): the armed plan and the jobs started since it was armed. These,
+    // the doorbell faults left and the epoch survive CTRL.RESET; the epoch counts resets, so that an
+    // interrupt scheduled before a reset is not raised after it.
+    fi::Plan plan;
+    uint32_t jobs_started = 0, doorbells_to_ignore = 0;
+    uint64_t epoch = 0;
+    uint32_t ecc_corrected = 0;
+    uint64_t ecc_addr = 0;
     // Performance counters of this context's jobs.
     uint64_t te_macs = 0, dma_bytes = 0;
     std::array<uint64_t, isa::kMaxEngines> busy{}, stall{};
@@ -212,6 +222,7 @@ class Tc1 : public sc_core::sc_module {
     SC_THREAD(command_processor);
     SC_THREAD(tensor_engine);
     SC_THREAD(watchdog);
+    SC_THREAD(injector);
     for (int q = 0; q < cfg_.dma_queues; ++q) {
       sc_core::sc_spawn_options opts;
       const int engine = isa::kEngineDma0 + q;
@@ -355,6 +366,9 @@ class Tc1 : public sc_core::sc_module {
       case DMA_BYTES_HI: return uint32_t(x.dma_bytes >> 32);
       case WATCHDOG_CYCLES: return x.watchdog_cycles;
       case CONTEXT_ID: return uint32_t(c);
+      case ECC_CORRECTED: return x.ecc_corrected;
+      case ECC_ADDR_LO: return uint32_t(x.ecc_addr);
+      case ECC_ADDR_HI: return uint32_t(x.ecc_addr >> 32);
       default:
         if (off >= ENGINE_BLOCK && off < ENGINE_BLOCK + kEngineBlockStride * isa::kMaxEngines)
           return engine_reg_read(x, mine, int((off - ENGINE_BLOCK) / kEngineBlockStride), (off - ENGINE_BLOCK) % kEngineBlockStride);
@@ -385,6 +399,10 @@ class Tc1 : public sc_core::sc_module {
         if ((v & 1u) && !x.notify_fifo.empty()) x.notify_fifo.pop_front();
         break;
       case DOORBELL:
+        if (x.doorbells_to_ignore > 0) {  // injected fault: the write is lost on its way
+          --x.doorbells_to_ignore;
+          break;
+        }
         x.ring_tail = v;
         kick();
         break;
@@ -401,9 +419,13 @@ class Tc1 : public sc_core::sc_module {
   // check), and returns c's registers to their reset values. Other contexts and HBM are untouched.
   void reset_context(int c) {
     if (job_ctx_ == c && job_running_) abort_job();
-    const bool open = ctx_[size_t(c)].open;
-    ctx_[size_t(c)] = Context{};
-    ctx_[size_t(c)].open = open;
+    Context& x = ctx_[size_t(c)];
+    Context fresh;
+    fresh.open = x.open;
+    fresh.plan = std::move(x.plan);
+    fresh.jobs_started = x.jobs_started, fresh.doorbells_to_ignore = x.doorbells_to_ignore;
+    fresh.epoch = x.epoch + 1;
+    x = std::move(fresh);
     kick();
   }
 
@@ -466,8 +488,9 @@ class Tc1 : public sc_core::sc_module {
       Context& x = ctx_[size_t(c)];
       x.completed_seq = running_seq_;
       x.job_cycles = cycle() - job_start_cycle_;
+      write_completion_record(c);
       x.ring_head = (x.ring_head + 1) % job_ring_size_;
-      raise_irq(c, regs::kIrqJobDone);
+      job_done_irq(c);
     }
   }
 
@@ -480,6 +503,9 @@ class Tc1 : public sc_core::sc_module {
       return false;
     }
     job_ring_size_ = size;  // RING_SIZE may be rewritten while the job runs; the head advances modulo this
+    job_ring_base_ = x.ring_base;
+    job_ring_slot_ = x.ring_head;
+    select_job_faults();
     const uint64_t entry_at = x.ring_base + uint64_t(x.ring_head) * regs::kRingEntryBytes;
     if (!owns(job_ctx_, entry_at, regs::kRingEntryBytes)) {
       raise_fault(FaultCode::HbmProtection, 0, 0, entry_at, 0);
@@ -543,6 +569,7 @@ class Tc1 : public sc_core::sc_module {
     }
     job_running_ = true;
     job_start_cycle_ = cycle();
+    schedule_job_faults();
     wake_ev_.notify(sc_core::SC_ZERO_TIME);
     return true;
   }
@@ -694,6 +721,54 @@ class Tc1 : public sc_core::sc_module {
   // nothing can then ever signal one (only instructions signal), so the job is deadlocked.
   void check_deadlock();
   void watchdog();
+
+  // ---- Fault injection (fault_injection.cpp; tcemu/faults.h, docs/driver.md) ------------------------
+ public:
+  // Arms `plan` on context c (Device::inject_faults). Error(kInvalidArgument) if a fault names something the
+  // device does not have (an engine, an SBUF/PSUM address).
+  void arm_faults(int c, const fi::Plan& plan);
+  // ECC on host access of HBM [addr, addr + n) by context c: a read (or a write that covers part of a word)
+  // of a word with one flipped bit corrects it and counts it; of a word with two, throws
+  // Error(kDeviceFault) naming the word. A write that covers a whole word clears its mark.
+  void host_ecc(int c, uint64_t addr, uint64_t n, bool write);
+
+ private:
+  // Words with injected bit flips, by (isa::Space, byte offset of the 8-byte word: HBM absolute, SBUF/PSUM
+  // linear), holding the flipped bits. The stored data really is flipped.
+  std::map<std::pair<uint64_t, uint64_t>, uint64_t> poison_;
+  // The running job's faults (from its context's plan), each with its index in the plan (for its seed).
+  std::vector<std::pair<fi::Fault, size_t>> job_faults_;
+  uint32_t dma_started_ = 0;  // dma_copy instructions the running job started
+  uint64_t job_ring_base_ = 0;
+  uint32_t job_ring_slot_ = 0;
+  // Faults that act at a time rather than at an instruction (bit flips, spurious and delayed interrupts).
+  struct Timed {
+    uint64_t due;    // device cycle
+    int ctx;
+    uint64_t epoch;  // the context's epoch when scheduled: a reset in between cancels it
+    uint64_t token;  // job token it belongs to, 0: none (a delayed interrupt outlives its job)
+    fi::Fault fault;
+    size_t index;    // in the plan
+  };
+  std::vector<Timed> timed_;
+  sc_core::sc_event timed_ev_;
+  void select_job_faults();    // start_job: this job's faults from the plan
+  void schedule_job_faults();  // start_job: its timed faults
+  void schedule(Timed t);
+  void injector();             // SC_THREAD: carries out the timed faults when they are due
+  void flip_bits(const fi::Fault& f, size_t index);
+  // Called by every engine before an instruction executes (after its semaphore wait). Carries out a hang
+  // or DMA error aimed at it (and, for TensorE, the ECC check of its footprint); false if the instruction
+  // must not run (it faulted, or the engine hung until the job was abandoned).
+  bool before_execute(int engine, uint32_t pc, const Instr& in, uint64_t token);
+  // The ECC check of an instruction's footprint as it touches memory; false after raising the fault.
+  bool ecc_check(int engine, uint32_t pc, const Instr& in);
+  // The word's flipped bits are corrected (one) or reported (two: false after raising the fault, or
+  // throwing for the host when engine < 0).
+  bool ecc_word(int c, uint64_t space, uint64_t word, int engine, uint32_t pc, const Instr* in);
+  uint8_t* word_ptr(uint64_t space, uint64_t word);  // host pointer of an SBUF/PSUM word (nullptr for HBM)
+  void write_completion_record(int c);
+  void job_done_irq(int c);
 
   // ---- DMA queues (dma.cpp) ------------------------------------------------------------------------
   bool dma_copy(int engine, uint32_t pc, const Instr& in, uint64_t token, InstrStats& stats);

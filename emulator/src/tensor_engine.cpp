@@ -348,6 +348,10 @@ void Tc1::tensor_engine() {
       }
       // Drive this cycle's inputs.
       if (can_load) {
+        // The instruction starts reading SBUF now (its semaphore wait is met): injected faults act here.
+        if (loading->pass == 0 && loading->rows_loaded == 0 && (!job_faults_.empty() || !poison_.empty()) &&
+            !before_execute(engine, loading->pc, loading->in, token))
+          break;
         const int r = loading->rows_loaded;
         const uint64_t m = loading->in.m;
         if (is_fp32(loading->in)) {

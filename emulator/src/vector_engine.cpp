@@ -95,6 +95,7 @@ bool Tc1::vector_exec(uint32_t pc, const Instr& in, uint64_t token, InstrStats& 
   stats.bytes = bytes;
   const uint64_t cycles = cfg_.vector_start_cycles + std::max<uint64_t>(cfg_.vector_min_cycles, n * inputs);
   if (!wait_cycles(cycles, token)) return false;
+  if (!poison_.empty() && !ecc_check(isa::kEngineVector, pc, in)) return false;  // injected bit flips (fault_injection.cpp)
   // Operands may be in PSUM: TensorE's held result columns first (tc1.h, PsumBlock). Results may go to SBUF:
   // TensorE's moving columns read ahead become stale (sbuf_gen_).
   psum_flush();

@@ -10,7 +10,8 @@ namespace tcemu::regs {
 
 inline constexpr uint32_t kDeviceId = 0x54433101;  // "TC1" + revision 1
 inline constexpr uint32_t kVersionMajor = 1, kVersionMinor = 4;  // 1.1: NOTIFY_*; 1.2: HBM/DMA timing capabilities; 1.3: TE_MODEL, LOCKSTEP_*;
-                                                                 // 1.4: contexts (CONTEXT_ID), HbmProtection
+                                                                 // 1.4: contexts (CONTEXT_ID), HbmProtection, ECC_*,
+                                                                 // DmaError, EccUncorrectable, completion records
 inline constexpr uint32_t kVersion = (kVersionMajor << 16) | kVersionMinor;
 inline constexpr uint32_t kBarBytes = 0x1000;
 
@@ -80,6 +81,9 @@ inline constexpr uint32_t kBarBytes = 0x1000;
   X(DMA_BYTES_HI, 0x110, RO, "bytes moved by all DMA queues, high word")                            \
   X(WATCHDOG_CYCLES, 0x114, RW, "deadlock watchdog: cycles all unfinished engines may stay blocked on semaphores (0: off)") \
   X(CONTEXT_ID, 0x118, RO, "this register bank's context (0..15); every register but the capabilities is per context") \
+  X(ECC_CORRECTED, 0x11C, RO, "single-bit memory errors ECC corrected in this context's jobs and host reads since reset") \
+  X(ECC_ADDR_LO, 0x120, RO, "device address (space << 62 | offset; hbm: absolute) of the last corrected word, low") \
+  X(ECC_ADDR_HI, 0x124, RO, "device address of the last corrected word, high word")                \
   X(ENGINE_BLOCK, 0x200, RO, "per engine e at 0x200 + 32*e: BUSY_LO/HI, STALL_LO/HI, STATE, PC, WAIT_SEM, WAIT_VALUE") \
   X(SEM_BLOCK, 0x800, RO, "semaphore s at 0x800 + 4*s (256 semaphores)")
 
@@ -149,7 +153,9 @@ inline constexpr uint32_t kIrqAll = kIrqJobDone | kIrqFault | kIrqNotify;
   X(BadDtype, 11, "element type not allowed for this operand (unknown code, or not f32 in PSUM)") \
   X(BadPartition, 12, "partition range outside the memory, empty, or not aligned to the quadrant") \
   X(LockstepMismatch, 13, "the RTL and the fast tensor engine differed (LOCKSTEP_* registers say where)")                               \
-  X(HbmProtection, 14, "HBM access to a page this context does not own (another context's or free memory)")
+  X(HbmProtection, 14, "HBM access to a page this context does not own (another context's or free memory)")    \
+  X(DmaError, 15, "a DMA transfer failed (link or memory error); what it moved is incomplete")             \
+  X(EccUncorrectable, 16, "a two-bit memory error that ECC cannot correct (FAULT_ADDR: the 8-byte word)")
 
 enum class FaultCode : uint32_t {
 #define TCEMU_X(name, code, doc) name = code,
@@ -163,7 +169,12 @@ const char* fault_name(FaultCode code);
 //   job descriptor: u32 magic 'TCJB' (0x424A4354); u32 num_streams; u64 hbm_base; u64 hbm_size;
 //                   u64 trace_addr; u32 trace_capacity (records; 0: no trace); u32 reserved (0);
 //                   then num_streams x { u32 engine; u32 count; u64 instr_addr }  (16 bytes each)
+//   completion record, written by the device into the job's ring entry when the job completes (bytes 16..39):
+//     u32 magic 'TCDN' (0x4E444354); u32 seq; u64 job cycles; u32 trace count; u32 reserved (0);
+//     u32 crc32 of bytes 16..35 of the entry. The driver zeroes it when it submits the entry.
 inline constexpr uint32_t kRingEntryBytes = 64;
+inline constexpr uint32_t kCompletionOffset = 16, kCompletionBytes = 24;
+inline constexpr uint32_t kCompletionMagic = 0x4E444354;
 inline constexpr uint32_t kJobMagic = 0x424A4354;
 inline constexpr uint32_t kJobHeaderBytes = 40;
 inline constexpr uint32_t kJobStreamBytes = 16;

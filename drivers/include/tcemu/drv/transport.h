@@ -16,6 +16,8 @@
 #include <span>
 #include <string>
 
+#include "tcemu/faults.h"
+
 namespace tcemu::drv {
 
 class Transport {
@@ -37,6 +39,11 @@ class Transport {
   virtual uint64_t mem_alloc(uint64_t bytes, uint64_t align) = 0;
   virtual void mem_free(uint64_t addr) = 0;
   virtual uint64_t mem_bytes_free() = 0;
+
+  // Arms a fault-injection plan on this client's context (replacing any armed plan; an empty plan
+  // disarms): the device misbehaves as the plan says in the jobs this context starts from now on, counted
+  // from 1 (tcemu/faults.h, docs/driver.md). A test and debug port: real hardware has no such register.
+  virtual void inject_faults(const fi::Plan& plan) = 0;
 
   // Lets the device run until its interrupt line is asserted or `timeout_cycles` device cycles pass.
   // Returns true if the interrupt line is asserted on return (it stays asserted until the driver clears

@@ -23,6 +23,7 @@
 #include <string>
 
 #include "tcemu/config.h"
+#include "tcemu/faults.h"
 
 namespace tcemu::emu {
 
@@ -80,6 +81,10 @@ class Device {
   uint64_t hbm_alloc(int ctx, uint64_t bytes, uint64_t align);
   void hbm_free(int ctx, uint64_t addr);
   uint64_t hbm_bytes_free() const;
+
+  // Arms `plan` on context `ctx` (tcemu/faults.h): it applies to the jobs the context starts from now on,
+  // counted from 1. Replaces any plan armed before; an empty plan disarms.
+  void inject_faults(int ctx, const fi::Plan& plan);
 
   // Context 0's registers and memory (a single in-process client).
   uint32_t mmio_read(uint32_t offset) { return mmio_read(0, offset); }
