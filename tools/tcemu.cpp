@@ -7,6 +7,7 @@
 //   tcemu demo  [--json]          the main job: the embedded default model on the default config
 //   tcemu bench tensor-engine [--quick] [--json]   host speed of the tensor engine's models (bench/)
 //   tcemu bench kernels [--quick] [--json]         the kernel library's cycles and utilisation (bench/)
+//   tcemu serve --listen unix:PATH|tcp:HOST:PORT   the device as a server for several clients (docs/server.md)
 //
 // Errors print one line "tcemu: error: ..." and exit with status 1 (2 for usage errors).
 #include <fmt/format.h>
@@ -23,7 +24,8 @@
 #include <unistd.h>
 #include <vector>
 
-#include "inproc_transport.h"
+#include "tcemu/drv/open_transport.h"
+#include "tcemu/srv/server.h"
 #include "tcemu/assembly.h"
 #include "tcemu/config.h"
 #include "tcemu/docblock.h"
@@ -84,6 +86,14 @@ commands:
                                                   the kernel library on the emulated device: a row per
                                                   kernel and shape with cycles, MACs, TensorE utilisation,
                                                   the bounding engine and host time (docs/bench.md)
+  serve  --listen unix:PATH|tcp:HOST:PORT [--config C] [--tensor-engine E]
+                                                  the emulated device as a server that several clients
+                                                  share (--device below), each with its own context and
+                                                  memory; one device process per config asked for; --config
+                                                  and --tensor-engine are the defaults (docs/server.md)
+
+info, gemm, linear, run and demo take --device emu|unix:PATH|tcp:HOST:PORT: the emulator in this process
+(emu), or the device of a `tcemu serve` at that address. Default: $TCEMU_DEVICE if set, else emu.
 
 info, gemm, linear, run and demo take --tensor-engine rtl|fast|lockstep: the verilated RTL, the fast C++
 model (bit- and cycle-exact with it), or both with every port compared each cycle (the first difference
@@ -194,10 +204,16 @@ void end_progress(const rt::RunOptions& o) {
   if (o.progress) fmt::print(stderr, "\r\033[K");
 }
 
+// --device (in-process emulator or a server's address) and the emulator's options.
+struct DeviceChoice {
+  std::string spec = drv::default_device_spec();
+  emu::DeviceOptions options;
+};
+
 // The device, driver and runtime of this process (one emulated device per process).
 struct Session {
-  Session(const DeviceConfig& cfg, const emu::DeviceOptions& opts = {})
-      : transport(cfg, opts), driver(transport), runtime(driver) {}
+  Session(const DeviceConfig& cfg, const DeviceChoice& device = {})
+      : transport(drv::open_transport(device.spec, cfg, device.options)), driver(*transport), runtime(driver) {}
   // Loads and runs `m` with progress on a terminal; returns the result and the run's wall seconds.
   std::pair<rt::RunResult, double> load_and_run(const model::Model& m, const rt::TensorMap& inputs, bool profile) {
     auto lm = runtime.load(m);
@@ -208,12 +224,12 @@ struct Session {
     end_progress(opts);
     return {std::move(res), seconds_since(t0)};
   }
-  drv::InProcessTransport transport;
+  std::unique_ptr<drv::Transport> transport;  // --device: in-process or a tcemu serve
   drv::Driver driver;
   rt::Runtime runtime;
 };
 
-emu::DeviceOptions device_options(const Args& args);
+DeviceChoice device_options(const Args& args);
 
 int cmd_info(const Args& args) {
   const DeviceConfig& cfg = find_config(args.value("config").value_or(kDefaultConfig));
@@ -226,10 +242,11 @@ int cmd_info(const Args& args) {
         "\"sbuf_partitions\": {}, \"sbuf_partition_bytes\": {}, \"psum_partitions\": {}, \"psum_bank_bytes\": {}, "
         "\"psum_banks\": {}, \"hbm_bytes\": {}, \"hbm_bytes_per_cycle\": {}, \"dma_queues\": {}, "
         "\"dma_bytes_per_cycle\": {}, \"dma_latency_cycles\": {}, \"dma_min_run_bytes\": {}, \"semaphores\": {}, "
-        "\"clock_mhz\": {}, \"tensor_engine\": \"{}\"}}\n",
+        "\"clock_mhz\": {}, \"tensor_engine\": \"{}\", \"transport\": \"{}\"}}\n",
         cfg.name, d.id, d.version >> 16, d.version & 0xFFFF, d.rows, d.cols, d.sbuf_partitions, d.sbuf_partition_bytes,
         d.psum_partitions, d.psum_bank_bytes, d.psum_banks, d.hbm_bytes, d.hbm_bytes_per_cycle, d.dma_queues,
-        d.dma_bytes_per_cycle, d.dma_latency_cycles, d.dma_min_run_bytes, d.num_semaphores, d.clock_mhz, engine);
+        d.dma_bytes_per_cycle, d.dma_latency_cycles, d.dma_min_run_bytes, d.num_semaphores, d.clock_mhz, engine,
+        json_escape(s.transport->describe()));
     return 0;
   }
   fmt::print("tcemu device {} (ID 0x{:08x}, register map {}.{})\n", cfg.name, d.id, d.version >> 16, d.version & 0xFFFF);
@@ -246,6 +263,7 @@ int cmd_info(const Args& args) {
              d.dma_queues, d.dma_bytes_per_cycle, d.dma_latency_cycles, d.dma_min_run_bytes);
   fmt::print("  semaphores  {}\n", d.num_semaphores);
   fmt::print("  clock       {} MHz\n", d.clock_mhz);
+  fmt::print("  transport   {}\n", s.transport->describe());
   return 0;
 }
 
@@ -304,8 +322,10 @@ void print_profile(const std::optional<rt::Summary>& s, const std::optional<std:
 }
 
 // --tensor-engine rtl|fast|lockstep; --wave FILE.fst [--wave-window FROM:TO] (job cycles, as in the profile).
-emu::DeviceOptions device_options(const Args& args) {
-  emu::DeviceOptions o;
+DeviceChoice device_options(const Args& args) {
+  DeviceChoice choice;
+  if (auto d = args.value("device")) choice.spec = *d;
+  emu::DeviceOptions& o = choice.options;
   if (auto te = args.value("tensor-engine")) {
     try {
       o.tensor_engine = parse_tensor_engine(*te);
@@ -316,7 +336,7 @@ emu::DeviceOptions device_options(const Args& args) {
   auto wave = args.value("wave");
   auto window = args.value("wave-window");
   if (window && !wave) throw UsageError("--wave-window needs --wave FILE.fst");
-  if (!wave) return o;
+  if (!wave) return choice;
   o.wave_path = *wave;
   if (window) {
     unsigned long long from = 0, to = 0;
@@ -325,11 +345,22 @@ emu::DeviceOptions device_options(const Args& args) {
       throw UsageError("--wave-window expects FROM:TO with FROM < TO (job cycles), got '" + *window + "'");
     o.wave_from = from, o.wave_to = to;
   }
-  return o;
+  return choice;
+}
+
+// tcemu serve: the device server (drivers/server, docs/server.md); runs until SIGTERM or SIGINT.
+int cmd_serve(const Args& args) {
+  srv::ServeOptions o;
+  const auto listen = args.value("listen");
+  if (!listen) throw UsageError("serve: missing required option --listen unix:PATH|tcp:HOST:PORT");
+  o.listen = *listen;
+  o.config = find_config(args.value("config").value_or(kDefaultConfig)).name;
+  o.tensor_engine = device_options(args).options.tensor_engine;
+  return srv::serve(o);
 }
 
 int run_gemm(const DeviceConfig& cfg, int M, int N, int K, uint64_t seed, const std::optional<std::string>& save,
-             const std::optional<std::string>& profile, bool json, const emu::DeviceOptions& dev_opts = {},
+             const std::optional<std::string>& profile, bool json, const DeviceChoice& dev_opts = {},
              const kb::GemmOptions& gopts = {}) {
   model::Model m = kb::build_gemm(cfg, M, N, K, gopts);
   if (save) model::save(m, *save);
@@ -658,24 +689,27 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   try {
-    if (cmd == "info") return cmd_info(Args(argc, argv, 2, {"json"}, {"config", "tensor-engine"}));
+    if (cmd == "info") return cmd_info(Args(argc, argv, 2, {"json"}, {"config", "tensor-engine", "device"}));
     if (cmd == "gemm")
       return cmd_gemm(Args(argc, argv, 2, {"json", "a-transposed"},
-                           {"m", "n", "k", "config", "seed", "save-model", "profile", "wave", "wave-window", "tensor-engine"}));
+                           {"m", "n", "k", "config", "seed", "save-model", "profile", "wave", "wave-window", "tensor-engine",
+                            "device"}));
     if (cmd == "linear")
       return cmd_linear(Args(argc, argv, 2, {"json", "no-residual"},
-                             {"m", "n", "k", "act", "config", "seed", "save-model", "profile", "wave", "wave-window", "tensor-engine"}));
+                             {"m", "n", "k", "act", "config", "seed", "save-model", "profile", "wave", "wave-window",
+                              "tensor-engine", "device"}));
     if (cmd == "run")
-      return cmd_run(Args(argc, argv, 2, {"json"}, {"input", "output-dir", "config", "profile", "wave", "wave-window", "tensor-engine"}));
+      return cmd_run(Args(argc, argv, 2, {"json"}, {"input", "output-dir", "config", "profile", "wave", "wave-window", "tensor-engine", "device"}));
     if (cmd == "dis") return cmd_dis(Args(argc, argv, 2, {}, {"output"}));
     if (cmd == "asm") return cmd_asm(Args(argc, argv, 2, {}, {"output"}));
     if (cmd == "profile") return cmd_profile(Args(argc, argv, 2, {"json"}, {}));
     if (cmd == "doc") return cmd_doc(Args(argc, argv, 2, {}, {"update"}));
+    if (cmd == "serve") return cmd_serve(Args(argc, argv, 2, {}, {"listen", "config", "tensor-engine"}));
     if (cmd == "bench") return bench::run_bench_command(std::vector<std::string>(argv + 2, argv + argc));
     if (cmd == "demo")
       return cmd_demo(Args(argc, argv, 2, {"json", "no-causal"},
                            {"profile", "wave", "wave-window", "tensor-engine", "config", "seq", "d-model", "heads", "d-ff",
-                            "seed", "save-model"}));
+                            "seed", "save-model", "device"}));
     throw UsageError("unknown command '" + cmd + "'");
   } catch (const UsageError& e) {
     if (isatty(fileno(stderr))) fmt::print(stderr, "\r\033[K");
