@@ -115,6 +115,19 @@ uint8_t* Tc1::word_ptr(uint64_t space, uint64_t word) {
   return nullptr;
 }
 
+void Tc1::xor_word(uint64_t space, uint64_t word, uint64_t mask) {
+  // PSUM: after TensorE's held columns are written; SBUF: TensorE's read-ahead columns become stale.
+  if (space == uint64_t(isa::Space::kPsum)) psum_flush();
+  if (space == uint64_t(isa::Space::kSbuf)) ++sbuf_gen_;
+  uint8_t bytes[kWord];
+  if (uint8_t* p = word_ptr(space, word)) std::memcpy(bytes, p, kWord);
+  else hbm_.read(word, bytes, kWord);
+  for (int i = 0; i < 64; ++i)
+    if (mask >> i & 1) bytes[i / 8] ^= uint8_t(1u << (i % 8));
+  if (uint8_t* p = word_ptr(space, word)) std::memcpy(p, bytes, kWord);
+  else hbm_.write(word, bytes, kWord);
+}
+
 void Tc1::flip_bits(const fi::Fault& f, size_t index) {
   const uint64_t seed = jc().plan.seed;
   const uint64_t space = uint64_t(f.space);
@@ -131,17 +144,7 @@ void Tc1::flip_bits(const fi::Fault& f, size_t index) {
   const int b0 = int(mix(seed, index, 1) % 64);
   uint64_t mask = uint64_t(1) << b0;
   if (f.bits == 2) mask |= uint64_t(1) << ((b0 + 1 + int(mix(seed, index, 2) % 63)) % 64);
-  // Flip the stored bytes (PSUM: after TensorE's held columns are written; SBUF: TensorE's read-ahead
-  // columns become stale).
-  if (space == uint64_t(isa::Space::kPsum)) psum_flush();
-  if (space == uint64_t(isa::Space::kSbuf)) ++sbuf_gen_;
-  uint8_t bytes[kWord];
-  if (uint8_t* p = word_ptr(space, word)) std::memcpy(bytes, p, kWord);
-  else hbm_.read(word, bytes, kWord);
-  for (int i = 0; i < 64; ++i)
-    if (mask >> i & 1) bytes[i / 8] ^= uint8_t(1u << (i % 8));
-  if (uint8_t* p = word_ptr(space, word)) std::memcpy(p, bytes, kWord);
-  else hbm_.write(word, bytes, kWord);
+  xor_word(space, word, mask);
   poison_[{space, word}] ^= mask;
   if (poison_[{space, word}] == 0) poison_.erase({space, word});
 }
@@ -159,15 +162,7 @@ bool Tc1::ecc_word(int c, uint64_t space, uint64_t word, int engine, uint32_t pc
     return false;
   }
   // One bit: the code corrects it on the way out and writes the word back.
-  if (space == uint64_t(isa::Space::kPsum)) psum_flush();
-  if (space == uint64_t(isa::Space::kSbuf)) ++sbuf_gen_;
-  uint8_t bytes[kWord];
-  if (uint8_t* p = word_ptr(space, word)) std::memcpy(bytes, p, kWord);
-  else hbm_.read(word, bytes, kWord);
-  for (int i = 0; i < 64; ++i)
-    if (mask >> i & 1) bytes[i / 8] ^= uint8_t(1u << (i % 8));
-  if (uint8_t* p = word_ptr(space, word)) std::memcpy(p, bytes, kWord);
-  else hbm_.write(word, bytes, kWord);
+  xor_word(space, word, mask);
   poison_.erase(it);
   Context& x = ctx_[size_t(c)];
   ++x.ecc_corrected;

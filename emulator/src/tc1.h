@@ -767,6 +767,7 @@ class Tc1 : public sc_core::sc_module {
   // throwing for the host when engine < 0).
   bool ecc_word(int c, uint64_t space, uint64_t word, int engine, uint32_t pc, const Instr* in);
   uint8_t* word_ptr(uint64_t space, uint64_t word);  // host pointer of an SBUF/PSUM word (nullptr for HBM)
+  void xor_word(uint64_t space, uint64_t word, uint64_t mask);  // flips `mask`'s bits of the stored word
   void write_completion_record(int c);
   void job_done_irq(int c);
 
