@@ -1,10 +1,13 @@
-// The driver tests' rig: one emulated device (one per process) with its in-process transport and driver,
-// and a helper that writes an instruction stream into device memory.
+// The driver tests' rig: one emulated device (one per process) with its transport and driver, and a helper
+// that writes an instruction stream into device memory. The transport is the one $TCEMU_DEVICE names
+// (drv::open_transport): in-process by default, a `tcemu serve` when the tests run again over the socket
+// (tests/server/CMakeLists.txt).
 #pragma once
 
+#include <memory>
 #include <vector>
 
-#include "inproc_transport.h"
+#include "tcemu/drv/open_transport.h"
 #include "tcemu/config.h"
 #include "tcemu/drv/driver.h"
 #include "tcemu/isa.h"
@@ -12,9 +15,14 @@
 namespace tcemu::test {
 
 struct DriverFixture {
-  explicit DriverFixture(const char* config = "tc1-8") : cfg(find_config(config)), transport(cfg), driver(transport) {}
+  explicit DriverFixture(const char* config = "tc1-8")
+      : cfg(find_config(config)),
+        owned(drv::open_transport(drv::default_device_spec(), cfg)),
+        transport(*owned),
+        driver(transport) {}
   DeviceConfig cfg;
-  drv::InProcessTransport transport;
+  std::unique_ptr<drv::Transport> owned;
+  drv::Transport& transport;
   drv::Driver driver;
 
   // Writes `instrs` for `engine` and returns the stream reference.
