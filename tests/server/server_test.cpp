@@ -7,6 +7,7 @@
 #include <atomic>
 #include <barrier>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
@@ -541,6 +542,30 @@ TEST(Server, InlineDataOverTcpAndUnixGivesTheSameResults) {
     EXPECT_TRUE(back == data) << c->transport.describe();
     c->driver.free(at);
   }
+}
+
+// The transport bench's quick mode: every transport with every figure, and the same GEMM cycles on all of
+// them. Nothing is asserted about speed (the figures depend on the host and its load).
+TEST(Server, TransportBenchQuickJsonHasEveryFigure) {
+  FILE* p = popen(TCEMU_BENCH_TRANSPORT " --quick --json 2>&1", "r");
+  ASSERT_TRUE(p);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  ASSERT_EQ(pclose(p), 0) << out;
+  const nlohmann::json j = nlohmann::json::parse(out);
+  std::vector<std::string> names;
+  for (const auto& t : j.at("transports")) {
+    names.push_back(t.at("transport"));
+    for (const char* key :
+         {"mem_write_mb_s", "mem_read_mb_s", "mem_write_4k_per_s", "mmio_round_trips_per_s", "gemm_seconds"})
+      EXPECT_GT(t.at(key).get<double>(), 0) << key << " in " << t.dump();
+    EXPECT_EQ(t.at("gemm_cycles"), j["transports"][0]["gemm_cycles"]) << t.dump();
+    for (const char* key : {"mem_write", "mem_read", "mem_write_4k", "mmio", "gemm_time"})
+      EXPECT_GT(t.at("vs_in_process").at(key).get<double>(), 0) << key << " in " << t.dump();
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"in-process", "unix (shm)", "unix (inline)", "tcp"}));
 }
 
 }  // namespace
