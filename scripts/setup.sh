@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every dependency from Debian's packages (idempotent), then configures and builds tcemu.
 # Usage: scripts/setup.sh [build-dir]      (default build dir: build)
+#        scripts/setup.sh --deps-only       (install the packages only; scripts/sanitize.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR="${1:-build}"
@@ -20,6 +21,7 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+if [[ "$BUILD_DIR" == "--deps-only" ]]; then exit 0; fi
 
 if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release
