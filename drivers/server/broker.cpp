@@ -133,14 +133,15 @@ class Broker {
                          opts_.tensor_engine ? tensor_engine_name(*opts_.tensor_engine) : "config default"));
     if (opts_.on_ready) opts_.on_ready(addr_.str());
     for (;;) {
-      std::vector<pollfd> fds = {{g_signal_pipe[0], POLLIN, 0}, {listen_.get(), POLLIN, 0}};
+      const bool accepting = Clock::now() >= accept_after_;
+      std::vector<pollfd> fds = {{g_signal_pipe[0], POLLIN, 0}, {listen_.get(), short(accepting ? POLLIN : 0), 0}};
       std::vector<pid_t> polled;  // the device processes, in the order of their entries in fds
       for (auto& d : devices_) {
         fds.push_back({d.control.get(), 0, 0});  // POLLHUP: the process ended
         polled.push_back(d.pid);
       }
       for (auto& p : pending_) fds.push_back({p.fd.get(), POLLIN, 0});
-      const int timeout = pending_.empty() ? -1 : 200;
+      const int timeout = pending_.empty() && accepting ? -1 : 100;
       if (::poll(fds.data(), fds.size(), timeout) < 0 && errno != EINTR)
         throw Error(ErrorCode::kIo, fmt::format("serve: poll: {}", std::strerror(errno)));
       if (fds[0].revents) break;  // SIGTERM or SIGINT
@@ -176,8 +177,11 @@ class Broker {
     for (;;) {
       int fd = ::accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-          log_line(fmt::format("accept: {}", std::strerror(errno)));  // e.g. out of descriptors: try later
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) return;
+        // E.g. out of descriptors: the connection stays queued, and the listening socket readable, so
+        // look again only after a pause instead of spinning on it.
+        log_line(fmt::format("accept: {}; pausing for 100 ms", std::strerror(errno)));
+        accept_after_ = Clock::now() + std::chrono::milliseconds(100);
         return;
       }
       if (pending_.size() >= kMaxPending) {
@@ -374,6 +378,7 @@ class Broker {
   std::list<Pending> pending_;
   std::list<DeviceProc> devices_;  // stable addresses: device_for hands out pointers
   uint32_t next_client_ = 0;
+  Clock::time_point accept_after_;  // accept() failed for want of resources: not before this
 };
 
 }  // namespace

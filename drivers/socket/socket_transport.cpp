@@ -166,7 +166,7 @@ void SocketTransport::mem_read(uint64_t addr, std::span<uint8_t> dst) {
     const size_t n = std::min(chunk, dst.size() - off);
     if (shm_) {
       call(proto::Writer(Msg::kMemReadShm).u64(addr + off).u64(n).finish(), Msg::kOk);
-      std::memcpy(dst.data() + off, shm_, n);
+      if (n) std::memcpy(dst.data() + off, shm_, n);
     } else if (n == 0) {
       call(proto::Writer(Msg::kMemRead).u64(addr).u32(0).finish(), Msg::kData);
     } else {
@@ -181,7 +181,7 @@ void SocketTransport::mem_write(uint64_t addr, std::span<const uint8_t> src) {
   for (size_t off = 0; off < src.size() || (off == 0 && src.empty()); off += chunk) {
     const size_t n = std::min(chunk, src.size() - off);
     if (shm_) {
-      std::memcpy(shm_, src.data() + off, n);
+      if (n) std::memcpy(shm_, src.data() + off, n);
       call(proto::Writer(Msg::kMemWriteShm).u64(addr + off).u64(n).finish(), Msg::kOk);
     } else {
       call(proto::Writer(Msg::kMemWrite).u64(addr + off).finish(), Msg::kOk, src.subspan(off, n));
