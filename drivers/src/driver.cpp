@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
+#include "tcemu/crc32.h"
 #include "tcemu/isa.h"
 
 namespace tcemu::drv {
@@ -28,6 +31,54 @@ std::string format_addr(uint64_t a) {
   return fmt::format("{}:0x{:x}", isa::space_name(isa::addr_space(a)), isa::addr_offset(a));
 }
 
+// An ECC word as ECC_ADDR and FAULT_ADDR of EccUncorrectable name it: a device address whose HBM offset is
+// absolute (not window-relative), SBUF/PSUM offsets linear (partition * partition bytes + byte).
+std::string format_ecc_word(uint64_t a) {
+  const uint64_t space = isa::addr_space(a);
+  return fmt::format("{}:0x{:x}{}", isa::space_name(space), isa::addr_offset(a),
+                     space == uint64_t(isa::Space::kHbm) ? " (absolute)" : "");
+}
+
+std::string opcode_name(uint32_t code) {
+  const isa::OpcodeInfo* op = code <= 0xFF ? isa::find_opcode(uint8_t(code)) : nullptr;
+  return op ? op->mnemonic : fmt::format("opcode 0x{:02x}", code);
+}
+
+std::string fault_message(FaultCode code, int engine, uint32_t pc, uint64_t addr, uint32_t info, uint32_t seq,
+                          const std::string& detail) {
+  const std::string head = fmt::format("device fault {} ({})", fault_name(code), fault_doc(code));
+  switch (code) {
+    case FaultCode::Watchdog: return fmt::format("{} in job {}: {}", head, seq, detail);
+    case FaultCode::DmaError:
+      return fmt::format("{}: DMA queue {} (engine {}), instruction {} of job {}: {} to {} did not complete{}", head,
+                         engine - isa::kEngineDma0, isa::engine_name(engine), pc, seq, opcode_name(info),
+                         format_addr(addr), detail);
+    case FaultCode::EccUncorrectable:
+      return fmt::format("{} on engine {}, instruction {} of job {} ({}): uncorrectable word {}{}", head,
+                         isa::engine_name(engine), pc, seq, opcode_name(info), format_ecc_word(addr), detail);
+    default:
+      return fmt::format("{} on engine {}, instruction {} of job {}, address {}, opcode 0x{:02x}{}", head,
+                         isa::engine_name(engine), pc, seq, format_addr(addr), info, detail);
+  }
+}
+
+const char* state_name(EngineState s) {
+  switch (s) {
+    case EngineState::kIdle: return "idle";
+    case EngineState::kRunning: return "running";
+    case EngineState::kWaiting: return "waiting";
+    case EngineState::kDone: return "done";
+  }
+  return "?";
+}
+
+uint32_t get32(std::span<const uint8_t> b, size_t at) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= uint32_t(b[at + i]) << (8 * i);
+  return v;
+}
+uint64_t get64(std::span<const uint8_t> b, size_t at) { return get32(b, at) | (uint64_t(get32(b, at + 4)) << 32); }
+
 void put32(std::vector<uint8_t>& b, size_t at, uint32_t v) {
   for (int i = 0; i < 4; ++i) b[at + i] = uint8_t(v >> (8 * i));
 }
@@ -39,13 +90,34 @@ void put64(std::vector<uint8_t>& b, size_t at, uint64_t v) {
 
 DeviceFault::DeviceFault(FaultCode code, int engine, uint32_t pc, uint64_t addr, uint32_t info, uint32_t seq,
                          const std::string& detail)
-    : Error(ErrorCode::kDeviceFault,
-            code == FaultCode::Watchdog
-                ? fmt::format("device fault Watchdog ({}) in job {}: {}", fault_doc(code), seq, detail)
-                : fmt::format("device fault {} ({}) on engine {}, instruction {} of job {}, address {}, opcode 0x{:02x}{}",
-                              fault_name(code), fault_doc(code), isa::engine_name(engine), pc, seq,
-                              format_addr(addr), info, detail)),
+    : Error(ErrorCode::kDeviceFault, fault_message(code, engine, pc, addr, info, seq, detail)),
       fault_(code), engine_(engine), pc_(pc), addr_(addr), info_(info), seq_(seq) {}
+
+bool TimeoutError::engine_running() const {
+  return std::any_of(engines_.begin(), engines_.end(),
+                     [](const EngineStatus& e) { return e.state == EngineState::kRunning; });
+}
+
+Recovery Recovery::since(const Recovery& earlier, const Recovery& later) {
+  Recovery d;
+  d.missed_irqs = later.missed_irqs - earlier.missed_irqs;
+  d.late_irqs = later.late_irqs - earlier.late_irqs;
+  d.spurious_irqs = later.spurious_irqs - earlier.spurious_irqs;
+  d.doorbell_retries = later.doorbell_retries - earlier.doorbell_retries;
+  d.ecc_corrected = later.ecc_corrected - earlier.ecc_corrected;
+  d.ecc_addr = d.ecc_corrected ? later.ecc_addr : 0;
+  return d;
+}
+
+Recovery& Recovery::operator+=(const Recovery& o) {
+  missed_irqs += o.missed_irqs;
+  late_irqs += o.late_irqs;
+  spurious_irqs += o.spurious_irqs;
+  doorbell_retries += o.doorbell_retries;
+  ecc_corrected += o.ecc_corrected;
+  if (o.ecc_corrected) ecc_addr = o.ecc_addr;
+  return *this;
+}
 
 Driver::Driver(Transport& transport) : transport_(transport) {
   uint32_t id = transport_.mmio_read(ID);
@@ -90,15 +162,57 @@ void Driver::init_ring() {
   transport_.mmio_write(IRQ_MASK, kIrqAll);
   transport_.mmio_write(CTRL, kCtrlEnable);
   tail_ = 0;
-  completed_ = 0;
   next_seq_ = 1;
+  seen_completed_ = transport_.mmio_read(COMPLETED_SEQ);
+  irqs_owed_ = 0;
+  doorbell_retries_.clear();
 }
 
 void Driver::reset() {
+  if (const uint32_t n = transport_.mmio_read(ECC_CORRECTED)) {  // the reset clears it
+    ecc_carry_ += n;
+    ecc_addr_carry_ = transport_.mmio_read(ECC_ADDR_LO) | (uint64_t(transport_.mmio_read(ECC_ADDR_HI)) << 32);
+  }
   transport_.mmio_write(CTRL, kCtrlReset);  // also empties the notification FIFO and NOTIFY_DROPPED
   transport_.mmio_write(IRQ_STATUS, kIrqAll);
   notifications_.clear();
   init_ring();
+}
+
+void Driver::set_poll_cycles(uint64_t cycles) {
+  if (cycles == 0) throw Error(ErrorCode::kInvalidArgument, "set_poll_cycles: the poll interval must be > 0 cycles");
+  poll_cycles_ = cycles;
+}
+
+uint64_t Driver::ecc_corrected_total() { return ecc_carry_ + transport_.mmio_read(ECC_CORRECTED); }
+
+Recovery Driver::recovery_totals() {
+  Recovery r = totals_;
+  r.ecc_corrected = uint32_t(ecc_corrected_total());
+  r.ecc_addr = transport_.mmio_read(ECC_CORRECTED)
+                   ? transport_.mmio_read(ECC_ADDR_LO) | (uint64_t(transport_.mmio_read(ECC_ADDR_HI)) << 32)
+                   : ecc_addr_carry_;
+  return r;
+}
+
+std::vector<EngineStatus> Driver::engine_states(bool active_only) {
+  std::vector<int> engines = {isa::kEngineTensor, isa::kEngineVector, isa::kEngineScalar};
+  for (int q = 0; q < info_.dma_queues; ++q) engines.push_back(isa::kEngineDma0 + q);
+  std::vector<EngineStatus> out;
+  for (int e : engines) {
+    EngineStatus st;
+    st.engine = e;
+    st.state = EngineState(transport_.mmio_read(engine_reg(e, ENG_STATE)));
+    if (active_only && st.state != EngineState::kRunning && st.state != EngineState::kWaiting) continue;
+    st.pc = transport_.mmio_read(engine_reg(e, ENG_PC));
+    if (st.state == EngineState::kWaiting) {
+      st.wait_sem = transport_.mmio_read(engine_reg(e, ENG_WAIT_SEM));
+      st.wait_value = transport_.mmio_read(engine_reg(e, ENG_WAIT_VALUE));
+      st.sem_value = transport_.mmio_read(sem_reg(int(st.wait_sem) & 0xFF));
+    }
+    out.push_back(st);
+  }
+  return out;
 }
 
 uint64_t Driver::alloc(uint64_t bytes, uint64_t align) { return transport_.mem_alloc(bytes, align); }
@@ -133,8 +247,31 @@ uint32_t Driver::submit(const Job& job) {
   put32(entry, 8, seq);
   transport_.mem_write(ring_addr_ + uint64_t(slot) * kRingEntryBytes, entry);
   tail_ = (tail_ + 1) % ring_entries_;
-  transport_.mmio_write(DOORBELL, tail_);
+  ring_doorbell(seq);
   return seq;
+}
+
+void Driver::ring_doorbell(uint32_t seq) {
+  // A posted MMIO write can be lost on its way; RING_TAIL shows what the device took. Writing the same
+  // tail again is harmless: the device consumes entries [head, tail) whatever the number of writes.
+  for (uint32_t retry = 0;; ++retry) {
+    transport_.mmio_write(DOORBELL, tail_);
+    const uint32_t took = transport_.mmio_read(RING_TAIL);
+    if (took == tail_) {
+      if (retry) doorbell_retries_[seq] = retry;
+      totals_.doorbell_retries += retry;
+      return;
+    }
+    if (retry == kDoorbellRetries) {
+      totals_.doorbell_retries += retry;
+      const std::string message =
+          fmt::format("{}: the device ignored {} DOORBELL writes of tail {} for job {} (RING_TAIL stayed {}); the "
+                      "context was reset and the job was not run",
+                      transport_.describe(), kDoorbellRetries + 1, tail_, seq, took);
+      reset();
+      throw Error(ErrorCode::kDevice, message);
+    }
+  }
 }
 
 DeviceFault Driver::read_fault() {
@@ -193,42 +330,120 @@ void Driver::drain_notifications() {
   }
 }
 
+void Driver::account_completions(bool job_done, Recovery& rec) {
+  const uint32_t done = transport_.mmio_read(COMPLETED_SEQ);
+  const uint32_t fresh = done - seen_completed_;
+  seen_completed_ = done;
+  if (!job_done) {  // completions without an interrupt: lost, or coming late
+    rec.missed_irqs += fresh;
+    irqs_owed_ += fresh;
+  } else if (fresh == 0) {  // an interrupt without a new completion
+    if (irqs_owed_) {
+      --irqs_owed_;
+      ++rec.late_irqs;
+    } else {
+      ++rec.spurious_irqs;
+    }
+  } else if (fresh > 1) {  // JOB_DONE is one sticky bit, but wait_irq returns at the first: the others were lost
+    rec.missed_irqs += fresh - 1;
+    irqs_owed_ += fresh - 1;
+  }
+}
+
+void Driver::check_completion(uint32_t seq, JobResult& r) {
+  // Sequence numbers start at 1 with slot 0 after every reset (init_ring), one slot per job.
+  const uint32_t slot = (seq - 1) % ring_entries_;
+  std::array<uint8_t, kCompletionBytes> rec;
+  transport_.mem_read(ring_addr_ + uint64_t(slot) * kRingEntryBytes + kCompletionOffset, rec);
+  const uint32_t magic = get32(rec, 0), rec_seq = get32(rec, 4), stored_crc = get32(rec, 20);
+  const uint32_t crc = crc32(std::span<const uint8_t>(rec.data(), 20));
+  std::string problem;
+  if (magic != kCompletionMagic)
+    problem = fmt::format("magic 0x{:08x} (expected 0x{:08x})", magic, kCompletionMagic);
+  else if (rec_seq != seq)
+    problem = fmt::format("sequence number {} (expected {})", rec_seq, seq);
+  else if (crc != stored_crc)
+    problem = fmt::format("CRC 0x{:08x} (computed over its bytes: 0x{:08x})", stored_crc, crc);
+  if (!problem.empty())
+    throw CompletionError(seq, fmt::format("job {} completed (COMPLETED_SEQ {}) but its completion record in ring slot {} "
+                                           "is corrupt: {}; the job's cycles and outcome are unknown",
+                                           seq, seen_completed_, slot, problem));
+  r.cycles = get64(rec, 8);
+  r.trace_count = get32(rec, 16);
+}
+
+TimeoutError Driver::timeout(uint32_t seq, uint64_t timeout_cycles) {
+  std::vector<EngineStatus> engines = engine_states(true);
+  // The running engines first: a hung engine is one of them, the blocked ones wait for it.
+  std::stable_partition(engines.begin(), engines.end(),
+                        [](const EngineStatus& e) { return e.state == EngineState::kRunning; });
+  std::string states;
+  for (const EngineStatus& e : engines) {
+    states += fmt::format("{}engine {} {} at instruction {}", states.empty() ? "" : "; ", isa::engine_name(e.engine),
+                          state_name(e.state), e.pc);
+    if (e.state == EngineState::kWaiting)
+      states += fmt::format(" for semaphore {} >= {} (it is {})", e.wait_sem, e.wait_value, e.sem_value);
+  }
+  const uint32_t status = transport_.mmio_read(STATUS), head = transport_.mmio_read(RING_HEAD),
+                 ring_tail = transport_.mmio_read(RING_TAIL);
+  std::string message = fmt::format(
+      "job {} did not complete within {} device cycles: {} (device status 0x{:x}, ring head {} tail {}); the "
+      "context was reset, aborting the job",
+      seq, timeout_cycles, states.empty() ? "no engine is running or blocked" : states, status, head, ring_tail);
+  reset();
+  return TimeoutError(seq, std::move(engines), message);
+}
+
 JobResult Driver::wait(uint32_t seq, uint64_t timeout_cycles, const Progress& progress) {
   const uint64_t start = cycle();
-  // Simulated time passes only inside wait_irq: every drop the counter gains from here on happened while
-  // this wait ran.
+  // Simulated time passes only inside wait_irq: every drop or correction the counters gain from here on
+  // happened while this wait ran.
   const uint32_t dropped_before = transport_.mmio_read(NOTIFY_DROPPED);
+  const uint64_t ecc_before = ecc_corrected_total();
+  uint64_t next_progress = kProgressSlice;
+  uint64_t interval = poll_cycles_;
+  Recovery rec;
+  if (auto it = doorbell_retries_.find(seq); it != doorbell_retries_.end()) {
+    rec.doorbell_retries = it->second;
+    doorbell_retries_.erase(it);
+  }
   for (;;) {
     // Acknowledge first, then look: an interrupt raised after this point stays pending for wait_irq.
     // Notifications are drained before the fault check so that the handler sees those that came first.
-    transport_.mmio_write(IRQ_STATUS, kIrqJobDone | kIrqNotify);
+    const uint32_t pending = transport_.mmio_read(IRQ_STATUS) & (kIrqJobDone | kIrqNotify);
+    if (pending) transport_.mmio_write(IRQ_STATUS, pending);
     drain_notifications();
     if (transport_.mmio_read(STATUS) & kStatusFault) throw read_fault();
-    uint32_t done = transport_.mmio_read(COMPLETED_SEQ);
-    if (int32_t(done - seq) >= 0) {
+    const Recovery before = rec;
+    account_completions(pending & kIrqJobDone, rec);
+    totals_ += Recovery::since(before, rec);
+    if (int32_t(seen_completed_ - seq) >= 0) {
       JobResult r;
       r.seq = seq;
-      r.cycles = transport_.mmio_read(JOB_CYCLES_LO) | (uint64_t(transport_.mmio_read(JOB_CYCLES_HI)) << 32);
-      r.trace_count = transport_.mmio_read(TRACE_COUNT);
       if (auto it = notifications_.find(seq); it != notifications_.end()) {
         r.notifications = std::move(it->second);
         notifications_.erase(it);
       }
+      check_completion(seq, r);
       r.notifications_dropped = transport_.mmio_read(NOTIFY_DROPPED) - dropped_before;
+      rec.ecc_corrected = uint32_t(ecc_corrected_total() - ecc_before);
+      if (rec.ecc_corrected)
+        rec.ecc_addr = transport_.mmio_read(ECC_ADDR_LO) | (uint64_t(transport_.mmio_read(ECC_ADDR_HI)) << 32);
+      r.recovery = rec;
       return r;
     }
-    uint64_t elapsed = cycle() - start;
-    if (elapsed >= timeout_cycles)
-      throw Error(ErrorCode::kTimeout,
-                  fmt::format("job {} did not complete within {} device cycles (device status 0x{:x}, ring head {} tail {})",
-                              seq, timeout_cycles, transport_.mmio_read(STATUS), transport_.mmio_read(RING_HEAD),
-                              transport_.mmio_read(RING_TAIL)));
-    uint64_t slice = timeout_cycles - elapsed;
-    if (progress) {
-      slice = std::min(slice, kProgressSlice);
-      if (elapsed) progress(elapsed);
+    const uint64_t elapsed = cycle() - start;
+    if (elapsed >= timeout_cycles) throw timeout(seq, timeout_cycles);
+    if (progress && elapsed >= next_progress) {
+      progress(elapsed);
+      next_progress = (elapsed / kProgressSlice + 1) * kProgressSlice;
     }
-    transport_.wait_irq(slice);
+    uint64_t slice = std::min(timeout_cycles - elapsed, interval);
+    if (progress) slice = std::min(slice, next_progress - elapsed);
+    // A quiet slice doubles the interval (up to kMaxPollCycles): a hung job costs a few hundred looks
+    // (round trips, over a socket), not one per poll interval; an interrupt brings it back.
+    const uint64_t cap = std::max(poll_cycles_, kMaxPollCycles);
+    interval = transport_.wait_irq(slice) ? poll_cycles_ : interval > cap / 2 ? cap : 2 * interval;
   }
 }
 
