@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <map>
 
@@ -99,14 +100,21 @@ std::unique_ptr<LoadedModel> Runtime::load(const model::Model& m) {
   lm->job_.window_size = m.hbm_window_bytes;
   uint64_t at = lm->code_addr_;
   for (const auto& s : m.streams) {
-    const std::vector<uint8_t> code = isa::encode_stream(s.instrs);
-    if (!code.empty()) driver_.write(at, code);
     lm->job_.streams.push_back({s.engine, at, uint32_t(s.instrs.size())});
-    at += code.size();
+    at += s.instrs.size() * isa::kInstrBytes;
+  }
+  write_model(*lm);
+  return lm;
+}
+
+void Runtime::write_model(const LoadedModel& lm) {
+  const model::Model& m = lm.model_;
+  for (size_t i = 0; i < m.streams.size(); ++i) {
+    const std::vector<uint8_t> code = isa::encode_stream(m.streams[i].instrs);
+    if (!code.empty()) driver_.write(lm.job_.streams[i].addr, code);
   }
   for (const auto& t : m.tensors)
-    if (t.kind == model::TensorKind::kConst) driver_.write(lm->window_addr_ + t.hbm_offset, t.data);
-  return lm;
+    if (t.kind == model::TensorKind::kConst) driver_.write(lm.window_addr_ + t.hbm_offset, t.data);
 }
 
 void Runtime::unload(LoadedModel& lm) {
@@ -115,43 +123,51 @@ void Runtime::unload(LoadedModel& lm) {
   lm.window_addr_ = lm.code_addr_ = 0;
 }
 
-RunResult Runtime::run(LoadedModel& lm, const TensorMap& inputs, const RunOptions& opts) {
+bool Runtime::retryable(const Error& e) {
+  if (const auto* f = dynamic_cast<const drv::DeviceFault*>(&e))
+    return f->fault() == regs::FaultCode::DmaError || f->fault() == regs::FaultCode::EccUncorrectable;
+  if (e.code() == ErrorCode::kDeviceFault) return true;  // the transport's: an uncorrectable word on a host read
+  if (const auto* t = dynamic_cast<const drv::TimeoutError*>(&e)) return t->engine_running();
+  return dynamic_cast<const drv::CompletionError*>(&e) != nullptr;
+}
+
+void Runtime::read_outputs(const LoadedModel& lm, RunResult& result) {
   const model::Model& m = lm.model_;
-  for (const auto& [name, t] : inputs) {
-    const model::Tensor* mt = m.find_tensor(name);
-    if (!mt || mt->kind != model::TensorKind::kInput)
-      throw Error(ErrorCode::kInvalidArgument, fmt::format("model '{}' has no input named '{}'", m.name, name));
-  }
   for (const auto& t : m.tensors) {
-    if (t.kind != model::TensorKind::kInput) continue;
-    auto it = inputs.find(t.name);
-    if (it == inputs.end())
-      throw Error(ErrorCode::kInvalidArgument, fmt::format("input '{}' ({} {}) is not bound", t.name,
-                                                           model::dtype_name(t.dtype), shape_string(t.shape)));
-    if (it->second.shape != t.shape)
-      throw Error(ErrorCode::kInvalidArgument, fmt::format("input '{}': expected shape {}, got {}", t.name,
-                                                           shape_string(t.shape), shape_string(it->second.shape)));
-    write_tensor(lm.window_addr_ + t.hbm_offset, it->second, t.dtype);
+    if (t.kind != model::TensorKind::kOutput) continue;
+    HostTensor h;
+    h.shape = t.shape;
+    if (t.dtype == model::DType::kF32) {  // the device's bytes are the host's floats (little-endian)
+      h.data.resize(t.bytes / 4);
+      driver_.read(lm.window_addr_ + t.hbm_offset, {reinterpret_cast<uint8_t*>(h.data.data()), t.bytes});
+    } else {
+      std::vector<uint8_t> bytes(t.bytes);
+      driver_.read(lm.window_addr_ + t.hbm_offset, bytes);
+      h.data = from_device_bytes(bytes, t.dtype);
+    }
+    result.outputs[t.name] = std::move(h);
   }
-  RunResult result;
-  drv::Job job = lm.job_;
-  uint32_t capacity = 0;
-  drv::ScopedMemory trace_buffer(driver_);
-  if (opts.profile) {
-    // One record per instruction: the buffer holds the whole job.
-    capacity = uint32_t(m.instruction_count());
-    capacity = std::max<uint32_t>(capacity, 1);
-    job.trace_addr = trace_buffer.alloc(uint64_t(capacity) * kTraceRecordBytes, 64);
-    job.trace_capacity = capacity;
-    driver_.clear_counters();
+}
+
+void Runtime::clear_outputs(const LoadedModel& lm) {
+  // Whole words (the ECC granule), so that a word the host could not read gets fresh data and check bits
+  // even where the output shares it with padding or another tensor: inputs and constants are written
+  // after this, the job writes outputs and scratch itself.
+  constexpr uint64_t kWord = 8;
+  const model::Model& m = lm.model_;
+  for (const auto& t : m.tensors) {
+    if (t.kind != model::TensorKind::kOutput || t.bytes == 0) continue;
+    const uint64_t begin = t.hbm_offset / kWord * kWord;
+    const uint64_t end = std::min((t.hbm_offset + t.bytes + kWord - 1) / kWord * kWord, m.hbm_window_bytes);
+    driver_.write(lm.window_addr_ + begin, std::vector<uint8_t>(end - begin, 0));
   }
-  drv::JobResult jr;
-  try {
-    jr = driver_.run(job, opts.timeout_cycles, opts.progress);
-  } catch (const Error& e) {
-    if (e.code() == ErrorCode::kDeviceFault || e.code() == ErrorCode::kTimeout) driver_.reset();
-    throw;
-  }
+}
+
+void Runtime::attempt(LoadedModel& lm, const drv::Job& job, uint32_t capacity, const RunOptions& opts,
+                      RunResult& result) {
+  const model::Model& m = lm.model_;
+  if (opts.profile) driver_.clear_counters();
+  drv::JobResult jr = driver_.run(job, opts.timeout_cycles, opts.progress);
   result.cycles = jr.cycles;
   result.notifications = std::move(jr.notifications);
   result.notifications_dropped = jr.notifications_dropped;
@@ -187,20 +203,95 @@ RunResult Runtime::run(LoadedModel& lm, const TensorMap& inputs, const RunOption
     }
     result.profile = std::move(p);
   }
-  for (const auto& t : m.tensors) {
-    if (t.kind != model::TensorKind::kOutput) continue;
-    HostTensor h;
-    h.shape = t.shape;
-    if (t.dtype == model::DType::kF32) {  // the device's bytes are the host's floats (little-endian)
-      h.data.resize(t.bytes / 4);
-      driver_.read(lm.window_addr_ + t.hbm_offset, {reinterpret_cast<uint8_t*>(h.data.data()), t.bytes});
-    } else {
-      std::vector<uint8_t> bytes(t.bytes);
-      driver_.read(lm.window_addr_ + t.hbm_offset, bytes);
-      h.data = from_device_bytes(bytes, t.dtype);
-    }
-    result.outputs[t.name] = std::move(h);
+  read_outputs(lm, result);
+}
+
+namespace {
+// Disarms the run's fault plan however run() leaves.
+struct ArmedPlan {
+  ArmedPlan(drv::Transport& t, const fi::Plan& plan) : transport(plan.empty() ? nullptr : &t) {
+    if (transport) transport->inject_faults(plan);
   }
+  ~ArmedPlan() {
+    try {
+      if (transport) transport->inject_faults({});
+    } catch (const std::exception&) {  // the run's own outcome matters more than the disarm
+    }
+  }
+  drv::Transport* transport;
+};
+}  // namespace
+
+RunResult Runtime::run(LoadedModel& lm, const TensorMap& inputs, const RunOptions& opts) {
+  const model::Model& m = lm.model_;
+  for (const auto& [name, t] : inputs) {
+    const model::Tensor* mt = m.find_tensor(name);
+    if (!mt || mt->kind != model::TensorKind::kInput)
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("model '{}' has no input named '{}'", m.name, name));
+  }
+  for (const auto& t : m.tensors) {
+    if (t.kind != model::TensorKind::kInput) continue;
+    auto it = inputs.find(t.name);
+    if (it == inputs.end())
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("input '{}' ({} {}) is not bound", t.name,
+                                                           model::dtype_name(t.dtype), shape_string(t.shape)));
+    if (it->second.shape != t.shape)
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("input '{}': expected shape {}, got {}", t.name,
+                                                           shape_string(t.shape), shape_string(it->second.shape)));
+  }
+  RunResult result;
+  drv::Job job = lm.job_;
+  uint32_t capacity = 0;
+  drv::ScopedMemory trace_buffer(driver_);
+  if (opts.profile) {
+    // One record per instruction: the buffer holds the whole job.
+    capacity = std::max<uint32_t>(uint32_t(m.instruction_count()), 1);
+    job.trace_addr = trace_buffer.alloc(uint64_t(capacity) * kTraceRecordBytes, 64);
+    job.trace_capacity = capacity;
+  }
+  ArmedPlan armed(driver_.transport(), opts.faults);
+  const drv::Recovery before = driver_.recovery_totals();
+  const uint64_t start = driver_.cycle();
+  for (uint32_t n = 1;; ++n) {
+    try {
+      // The job reads only what the runtime writes here (and the code and constants of load(), written
+      // again before a retry): a resubmission starts from the same state as the first submission.
+      if (n > 1) write_model(lm);
+      for (const auto& t : m.tensors)
+        if (t.kind == model::TensorKind::kInput) write_tensor(lm.window_addr_ + t.hbm_offset, inputs.at(t.name), t.dtype);
+      attempt(lm, job, capacity, opts, result);
+      result.retries = n - 1;
+      break;
+    } catch (const Error& e) {
+      // The device may be halted or in the middle of a job: reset it, also when the error goes to the
+      // caller (after a timeout or a lost doorbell the driver already did; once more does no harm). If
+      // even that fails (the transport is gone), the original error says more.
+      bool reset = true;
+      if (e.code() == ErrorCode::kDeviceFault || e.code() == ErrorCode::kTimeout || e.code() == ErrorCode::kDevice) {
+        try {
+          driver_.reset();
+        } catch (const Error&) {
+          reset = false;
+        }
+      }
+      if (!reset || !retryable(e) || n > opts.max_retries) throw;
+      RecoveryEvent ev{n, e.code(), std::nullopt, e.what()};
+      if (const auto* f = dynamic_cast<const drv::DeviceFault*>(&e)) {
+        ev.fault = f->fault();
+        // An uncorrectable HBM word (an absolute address) in the window gets fresh data and ECC from a
+        // whole-word write, in case what the rerun writes there covers it only in part.
+        if (f->fault() == regs::FaultCode::EccUncorrectable && isa::addr_space(f->addr()) == uint64_t(isa::Space::kHbm)) {
+          const uint64_t word = isa::addr_offset(f->addr()) & ~uint64_t(7);
+          if (word >= lm.window_addr_ && word + 8 <= lm.window_addr_ + m.hbm_window_bytes)
+            driver_.write(word, std::array<uint8_t, 8>{});
+        }
+      }
+      if (e.code() == ErrorCode::kDeviceFault && !ev.fault) clear_outputs(lm);
+      result.recovered.push_back(std::move(ev));
+    }
+  }
+  result.recovery = drv::Recovery::since(before, driver_.recovery_totals());
+  result.device_cycles = driver_.cycle() - start;
   return result;
 }
 
