@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "fault_options.h"
 #include "tcemu/drv/open_transport.h"
 #include "tcemu/srv/server.h"
 #include "tcemu/assembly.h"
@@ -99,6 +100,10 @@ info, gemm, linear, run and demo take --tensor-engine rtl|fast|lockstep: the ver
 model (bit- and cycle-exact with it), or both with every port compared each cycle (the first difference
 stops the job with a LockstepMismatch fault naming the instruction, element and both values). Default:
 the config's (trn1: fast; tc1-*: rtl).
+
+gemm, linear, run and demo take fault injection (docs/driver.md): --fault "LINE" (repeatable, e.g.
+--fault "dma_error transfer=3"), --faults FILE (a fault spec file) and --fault-seed N. The runtime
+recovers from what it can (the report's "faults" section says what was injected and recovered).
 
 gemm, linear, run and demo also take --wave FILE.fst [--wave-window FROM:TO]: an FST waveform (GTKWave)
 of the tensor-engine RTL for job cycles FROM..TO (as numbered in the profile; needs the RTL: rtl or
@@ -220,6 +225,7 @@ struct Session {
     auto t0 = std::chrono::steady_clock::now();
     rt::RunOptions opts = run_options();
     opts.profile = profile;
+    opts.faults = faults;
     rt::RunResult res = runtime.run(*lm, inputs, opts);
     end_progress(opts);
     return {std::move(res), seconds_since(t0)};
@@ -227,9 +233,25 @@ struct Session {
   std::unique_ptr<drv::Transport> transport;  // --device: in-process or a tcemu serve
   drv::Driver driver;
   rt::Runtime runtime;
+  fi::Plan faults;  // armed for load_and_run's job (--fault, --faults)
 };
 
 DeviceChoice device_options(const Args& args);
+
+// A command's valued options with --fault, --faults and --fault-seed.
+std::vector<std::string> with_faults(std::vector<std::string> valued) {
+  valued.insert(valued.end(), cli::kFaultOptions.begin(), cli::kFaultOptions.end());
+  return valued;
+}
+
+// --fault LINE ..., --faults FILE, --fault-seed N (tools/fault_options.h); a bad spec is a usage error.
+fi::Plan fault_plan(const Args& args) {
+  try {
+    return cli::fault_plan(args.values("fault"), args.value("faults"), args.value("fault-seed"));
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+}
 
 int cmd_info(const Args& args) {
   const DeviceConfig& cfg = find_config(args.value("config").value_or(kDefaultConfig));
@@ -286,14 +308,14 @@ struct GemmReport {
   std::string engine;  // tensor engine implementation
 };
 
-void print_gemm(const GemmReport& r, bool json, const std::optional<rt::Summary>& profile) {
+void print_gemm(const GemmReport& r, bool json, const std::optional<rt::Summary>& profile, const std::string& faults) {
   if (json) {
     fmt::print(
         "{{\"config\": \"{}\", \"m\": {}, \"n\": {}, \"k\": {}, \"seed\": {}, \"cycles\": {}, \"macs\": {}, "
         "\"utilization\": {:.6f}, \"mismatches\": {}, \"instructions\": {}, \"tensor_engine\": \"{}\", "
-        "\"wall_seconds\": {:.3f}, \"device_cycles_per_second\": {:.0f}{}}}\n",
+        "\"wall_seconds\": {:.3f}, \"device_cycles_per_second\": {:.0f}, \"faults\": {}{}}}\n",
         r.config, r.m, r.n, r.k, r.seed, r.cycles, r.macs, r.utilization, r.mismatches, r.instructions, r.engine, r.wall_s,
-        r.cycles_per_s, profile ? ", \"profile\": " + rt::summary_json(*profile) : "");
+        r.cycles_per_s, faults, profile ? ", \"profile\": " + rt::summary_json(*profile) : "");
     return;
   }
   fmt::print("gemm {}x{}x{} (M x N x K) on {} ({}x{} array, {} tensor engine), seed {}\n", r.m, r.n, r.k, r.config,
@@ -305,6 +327,7 @@ void print_gemm(const GemmReport& r, bool json, const std::optional<rt::Summary>
   fmt::print("  check         {} ({} of {} elements differ from the golden model)\n",
              r.mismatches == 0 ? "PASS, bit-exact" : "FAIL", r.mismatches, uint64_t(r.m) * r.n);
   fmt::print("  host          {:.2f} s wall, {:.0f} device cycles/s\n", r.wall_s, r.cycles_per_s);
+  fmt::print("{}", faults);
 }
 
 // Writes the Perfetto/Chrome trace of `res` to `path` and returns the summary (--profile).
@@ -361,7 +384,7 @@ int cmd_serve(const Args& args) {
 
 int run_gemm(const DeviceConfig& cfg, int M, int N, int K, uint64_t seed, const std::optional<std::string>& save,
              const std::optional<std::string>& profile, bool json, const DeviceChoice& dev_opts = {},
-             const kb::GemmOptions& gopts = {}) {
+             const kb::GemmOptions& gopts = {}, const fi::Plan& faults = {}) {
   model::Model m = kb::build_gemm(cfg, M, N, K, gopts);
   if (save) model::save(m, *save);
   const size_t instrs = m.instruction_count();
@@ -381,6 +404,7 @@ int run_gemm(const DeviceConfig& cfg, int M, int N, int K, uint64_t seed, const 
   }
 
   Session s(cfg, dev_opts);
+  s.faults = faults;
   auto [res, wall] = s.load_and_run(m, bind, profile.has_value());
   std::optional<rt::Summary> summary = write_profile(res, profile);
 
@@ -398,7 +422,7 @@ int run_gemm(const DeviceConfig& cfg, int M, int N, int K, uint64_t seed, const 
                cfg.rows, cfg.cols, tensor_engine_name(s.driver.info().tensor_engine)};
   r.utilization = double(r.macs) / (double(r.cycles) * cfg.rows * cfg.cols);
   r.cycles_per_s = wall > 0 ? double(r.cycles) / wall : 0;
-  print_gemm(r, json, summary);
+  print_gemm(r, json, summary, json ? cli::faults_json(faults, res) : cli::faults_text(faults, res));
   if (!json) print_profile(summary, profile);
   return mismatches == 0 ? 0 : 1;
 }
@@ -411,8 +435,9 @@ int cmd_gemm(const Args& args) {
   uint64_t seed = uint64_t(args.integer("seed", 1, 0, INT64_MAX));
   kb::GemmOptions gopts;
   gopts.a_transposed = args.flag("a-transposed");
+  const fi::Plan faults = fault_plan(args);
   return run_gemm(cfg, M, N, K, seed, args.value("save-model"), args.value("profile"), args.flag("json"),
-                  device_options(args), gopts);
+                  device_options(args), gopts, faults);
 }
 
 isa::ActFunc parse_act(const std::string& name) {
@@ -448,6 +473,7 @@ int cmd_linear(const Args& args) {
   const kb::LinearOptions lo{parse_act(args.value("act").value_or("gelu_tanh")), !args.flag("no-residual")};
   const auto profile = args.value("profile");
   const bool json = args.flag("json");
+  const fi::Plan faults = fault_plan(args);
   model::Model m = kb::build_linear(cfg, M, N, K, lo);
   if (auto save = args.value("save-model")) model::save(m, *save);
   const size_t instrs = m.instruction_count();
@@ -460,6 +486,7 @@ int cmd_linear(const Args& args) {
   in["b"] = {{N}, random_bf16_values(rng, size_t(N))};
   if (lo.residual) in["rT"] = {{N, M}, random_bf16_values(rng, size_t(N) * M)};
   Session s(cfg, device_options(args));
+  s.faults = faults;
   auto [res, wall] = s.load_and_run(m, in, profile.has_value());
   std::optional<rt::Summary> summary = write_profile(res, profile);
   const ref::Check c = ref::check_linear(M, N, K, cfg.rows, lo.act, in["xT"].data, in["w"].data, in["b"].data,
@@ -473,9 +500,9 @@ int cmd_linear(const Args& args) {
         "{{\"kernel\": \"linear\", \"config\": \"{}\", \"m\": {}, \"n\": {}, \"k\": {}, \"act\": \"{}\", "
         "\"residual\": {}, \"seed\": {}, \"cycles\": {}, \"macs\": {}, \"utilization\": {:.6f}, \"mismatches\": {}, "
         "\"worst_error_vs_tolerance\": {:.4f}, \"instructions\": {}, \"tensor_engine\": \"{}\", \"wall_seconds\": "
-        "{:.3f}{}}}\n",
+        "{:.3f}, \"faults\": {}{}}}\n",
         cfg.name, M, N, K, act, lo.residual, seed, res.cycles, macs, util, c.mismatches, c.worst, instrs,
-        tensor_engine_name(s.driver.info().tensor_engine), wall,
+        tensor_engine_name(s.driver.info().tensor_engine), wall, cli::faults_json(faults, res),
         summary ? ", \"profile\": " + rt::summary_json(*summary) : "");
   } else {
     fmt::print("linear yT = {}(W^T xT + b){} with M={} tokens, N={} features out, K={} in, on {} ({}x{} array, {} "
@@ -485,6 +512,7 @@ int cmd_linear(const Args& args) {
     fmt::print("  cycles        {}\n", res.cycles);
     fmt::print("  MACs          {}\n", macs);
     print_checked_run(cfg, util, instrs, c, "the reference's tolerance", res.cycles, wall);
+    fmt::print("{}", cli::faults_text(faults, res));
     print_profile(summary, profile);
   }
   return c.mismatches == 0 ? 0 : 1;
@@ -497,6 +525,7 @@ int cmd_run(const Args& args) {
   auto out_dir = args.value("output-dir");
   if (!out_dir) throw UsageError("run: missing required option --output-dir");
   const DeviceConfig& cfg = find_config(args.value("config").value_or(m.config_name));
+  const fi::Plan faults = fault_plan(args);
   rt::TensorMap inputs;
   for (const std::string& spec : args.values("input")) {
     auto eq = spec.find('=');
@@ -505,6 +534,7 @@ int cmd_run(const Args& args) {
     inputs[spec.substr(0, eq)] = npy::load(spec.substr(eq + 1));
   }
   Session s(cfg, device_options(args));
+  s.faults = faults;
   auto profile = args.value("profile");
   auto [res, wall] = s.load_and_run(m, inputs, profile.has_value());
   std::optional<rt::Summary> summary = write_profile(res, profile);
@@ -526,8 +556,9 @@ int cmd_run(const Args& args) {
                            isa::engine_name(n.engine), n.cycle);
     fmt::print(
         "{{\"model\": \"{}\", \"config\": \"{}\", \"cycles\": {}, \"wall_seconds\": {:.3f}, \"outputs\": [{}], "
-        "\"notifications\": [{}], \"notifications_dropped\": {}{}}}\n",
+        "\"notifications\": [{}], \"notifications_dropped\": {}, \"faults\": {}{}}}\n",
         json_escape(m.name), cfg.name, res.cycles, wall, files, notes, res.notifications_dropped,
+        cli::faults_json(faults, res),
         summary ? ", \"profile\": " + rt::summary_json(*summary) : "");
   } else {
     fmt::print("model {} on {}: {} cycles ({:.2f} s wall)\n", m.name, cfg.name, res.cycles, wall);
@@ -536,6 +567,7 @@ int cmd_run(const Args& args) {
     if (res.notifications_dropped)
       fmt::print("  {} notifications dropped (the device's FIFO was full)\n", res.notifications_dropped);
     for (auto& f : written) fmt::print("  wrote {}\n", f);
+    fmt::print("{}", cli::faults_text(faults, res));
     print_profile(summary, profile);
   }
   return 0;
@@ -593,6 +625,7 @@ int cmd_demo(const Args& args) {
   const uint32_t seed = uint32_t(args.integer("seed", 1, 0, UINT32_MAX));
   const std::string trace = args.value("profile").value_or("tcemu_demo_trace.json");
   const bool json = args.flag("json");
+  const fi::Plan faults = fault_plan(args);
   const ref::BlockParams params = ref::make_block_params(shape, seed);
   const model::Model m = kb::build_transformer_block(cfg, shape, params);
   if (auto save = args.value("save-model")) model::save(m, *save);
@@ -606,6 +639,7 @@ int cmd_demo(const Args& args) {
                "on {}\n\n",
                shape.seq, shape.d_model, shape.heads, shape.d_ff, shape.causal ? "causal" : "not causal", cfg.name);
   Session s(cfg, device_options(args));
+  s.faults = faults;
   auto [res, wall] = s.load_and_run(m, in, true);
   const std::optional<rt::Summary> summary = write_profile(res, trace);
   const std::vector<double> want = ref::transformer_block(shape, in["x"].data, params);
@@ -616,15 +650,17 @@ int cmd_demo(const Args& args) {
     fmt::print("{{\"model\": \"{}\", \"config\": \"{}\", \"seq\": {}, \"d_model\": {}, \"heads\": {}, \"d_ff\": {}, "
                "\"causal\": {}, \"seed\": {}, \"cycles\": {}, \"macs\": {}, \"utilization\": {:.6f}, "
                "\"mismatches\": {}, \"checked\": {}, \"worst_error_vs_tolerance\": {:.4f}, \"instructions\": {}, "
-               "\"tensor_engine\": \"{}\", \"wall_seconds\": {:.3f}, \"trace\": \"{}\", \"profile\": {}}}\n",
+               "\"tensor_engine\": \"{}\", \"wall_seconds\": {:.3f}, \"trace\": \"{}\", \"faults\": {}, \"profile\": {}}}\n",
                m.name, cfg.name, shape.seq, shape.d_model, shape.heads, shape.d_ff, shape.causal, seed, res.cycles,
                macs, util, c.mismatches, c.checked, c.worst, m.instruction_count(),
-               tensor_engine_name(s.driver.info().tensor_engine), wall, trace, rt::summary_json(*summary));
+               tensor_engine_name(s.driver.info().tensor_engine), wall, trace, cli::faults_json(faults, res),
+               rt::summary_json(*summary));
   } else {
     fmt::print("  model         {} ({} instructions, {} tensors)\n", m.name, m.instruction_count(), m.tensors.size());
     fmt::print("  cycles        {}  ({:.1f} us at {} MHz)\n", res.cycles, res.cycles / double(cfg.clock_mhz), cfg.clock_mhz);
     fmt::print("  MACs          {}  (matmuls: projections, attention, MLP)\n", macs);
     print_checked_run(cfg, util, 0, c, "the tolerance of the fp64 reference", res.cycles, wall);
+    fmt::print("{}", cli::faults_text(faults, res));
     print_profile(summary, trace);
   }
   return c.mismatches == 0 ? 0 : 1;
@@ -692,14 +728,15 @@ int main(int argc, char** argv) {
     if (cmd == "info") return cmd_info(Args(argc, argv, 2, {"json"}, {"config", "tensor-engine", "device"}));
     if (cmd == "gemm")
       return cmd_gemm(Args(argc, argv, 2, {"json", "a-transposed"},
-                           {"m", "n", "k", "config", "seed", "save-model", "profile", "wave", "wave-window", "tensor-engine",
-                            "device"}));
+                           with_faults({"m", "n", "k", "config", "seed", "save-model", "profile", "wave", "wave-window",
+                                        "tensor-engine", "device"})));
     if (cmd == "linear")
       return cmd_linear(Args(argc, argv, 2, {"json", "no-residual"},
-                             {"m", "n", "k", "act", "config", "seed", "save-model", "profile", "wave", "wave-window",
-                              "tensor-engine", "device"}));
+                             with_faults({"m", "n", "k", "act", "config", "seed", "save-model", "profile", "wave",
+                                          "wave-window", "tensor-engine", "device"})));
     if (cmd == "run")
-      return cmd_run(Args(argc, argv, 2, {"json"}, {"input", "output-dir", "config", "profile", "wave", "wave-window", "tensor-engine", "device"}));
+      return cmd_run(Args(argc, argv, 2, {"json"},
+                          with_faults({"input", "output-dir", "config", "profile", "wave", "wave-window", "tensor-engine", "device"})));
     if (cmd == "dis") return cmd_dis(Args(argc, argv, 2, {}, {"output"}));
     if (cmd == "asm") return cmd_asm(Args(argc, argv, 2, {}, {"output"}));
     if (cmd == "profile") return cmd_profile(Args(argc, argv, 2, {"json"}, {}));
@@ -708,8 +745,8 @@ int main(int argc, char** argv) {
     if (cmd == "bench") return bench::run_bench_command(std::vector<std::string>(argv + 2, argv + argc));
     if (cmd == "demo")
       return cmd_demo(Args(argc, argv, 2, {"json", "no-causal"},
-                           {"profile", "wave", "wave-window", "tensor-engine", "config", "seq", "d-model", "heads", "d-ff",
-                            "seed", "save-model", "device"}));
+                           with_faults({"profile", "wave", "wave-window", "tensor-engine", "config", "seq", "d-model", "heads", "d-ff",
+                            "seed", "save-model", "device"})));
     throw UsageError("unknown command '" + cmd + "'");
   } catch (const UsageError& e) {
     if (isatty(fileno(stderr))) fmt::print(stderr, "\r\033[K");
