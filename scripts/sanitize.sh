@@ -32,14 +32,12 @@ echo "sanitize: build took $((SECONDS - start)) s"
 #                                   report a global whose dynamic initialiser reads another translation unit's
 #                                   global before that one is initialised.
 #   strict_string_checks=1          str*/mem* interceptors check the whole string, not only the bytes read.
-# LeakSanitizer: sanitize/lsan.supp lists the allocations not to report, each with its reason.
 # UBSan: every check is built with -fno-sanitize-recover, so a finding already aborts the test;
 # print_stacktrace=1 says where.
 # Options already in the environment come last, so they win.
 asan="halt_on_error=1:detect_stack_use_after_return=0:detect_leaks=1"
 asan+=":check_initialization_order=1:strict_init_order=1:strict_string_checks=1"
 export ASAN_OPTIONS="$asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
-export LSAN_OPTIONS="suppressions=$PWD/sanitize/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 
 cd "$BUILD_DIR"

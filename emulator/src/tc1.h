@@ -847,6 +847,9 @@ class Tc1 : public sc_core::sc_module {
   uint64_t sbuf_gen_ = 0;
   // The TensorE sequencer process (tensor_engine.cpp).
   void tensor_engine();
+  // Its row, column and gathered-block buffers. Members, not locals of tensor_engine(): SystemC frees an
+  // SC_THREAD's stack at the end without unwinding it, so the heap buffers of its locals would leak.
+  std::vector<uint16_t> te_wrow_, te_xcol_, te_block_;
   void report_lockstep(const rtl::LockstepDivergence& d, const std::deque<Matmul>& inflight,
                        const std::optional<Matmul>& loading, uint32_t next_pc);
 

@@ -260,13 +260,17 @@ void Tc1::tensor_engine() {
   const int engine = isa::kEngineTensor;
   const int rows = cfg_.rows, cols = cfg_.cols;
   const uint64_t sbuf_pitch = sbuf_.pitch();  // host bytes from one SBUF partition to the next
-  std::vector<uint16_t> wrow(cols), xcol(rows);
+  std::vector<uint16_t>& wrow = te_wrow_;
+  std::vector<uint16_t>& xcol = te_xcol_;
+  wrow.assign(size_t(cols), 0);
+  xcol.assign(size_t(rows), 0);
   // Moving columns of bf16 matmuls, gathered kGatherBlock at a time: one SBUF cache line per partition holds
   // 32 of them, and transposing a block is far cheaper than reading one element per partition every cycle.
   // The block is the SBUF contents as of sbuf_gen_ == block_gen: a column read from it later is the column
   // read from SBUF in its own cycle as long as nothing has written SBUF since.
   constexpr int kGatherBlock = 32;
-  std::vector<uint16_t> block(size_t(kGatherBlock) * size_t(rows));  // [column][row], rows >= k are +0
+  std::vector<uint16_t>& block = te_block_;  // [column][row], rows >= k are +0
+  block.assign(size_t(kGatherBlock) * size_t(rows), 0);
   const uint8_t* block_src = nullptr;  // SBUF address of the block's first column in its first partition
   int block_k = 0, block_count = 0;
   uint64_t block_gen = 0;
