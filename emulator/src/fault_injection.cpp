@@ -212,16 +212,22 @@ void Tc1::host_ecc(int c, uint64_t addr, uint64_t n, bool write) {
   }
 }
 
-bool Tc1::before_execute(int engine, uint32_t pc, const Instr& in, uint64_t token) {
+bool Tc1::hang_if_aimed(int engine, uint32_t pc, uint64_t token) {
   for (auto& [f, i] : job_faults_) {
     if (f.kind == fi::Kind::kHang && f.engine == engine && f.instr == pc) {
       // The engine stops here: it neither completes nor waits on a semaphore, so the watchdog stays quiet.
       engines_[size_t(engine)].state = regs::EngineState::kRunning;
       engines_[size_t(engine)].pc = pc;
       while (token == job_token_) wait(abort_ev_);
-      return false;
+      return true;
     }
   }
+  return false;
+}
+
+bool Tc1::before_execute(int engine, uint32_t pc, const Instr& in, uint64_t token) {
+  // TensorE hangs when it fetches the instruction (tensor_engine.cpp), whatever its opcode.
+  if (engine != isa::kEngineTensor && hang_if_aimed(engine, pc, token)) return false;
   if (in.opcode == Opcode::DmaCopy) {
     const uint32_t n = ++dma_started_;
     for (auto& [f, i] : job_faults_)

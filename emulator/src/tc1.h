@@ -761,6 +761,8 @@ class Tc1 : public sc_core::sc_module {
   // or DMA error aimed at it (and, for TensorE, the ECC check of its footprint); false if the instruction
   // must not run (it faulted, or the engine hung until the job was abandoned).
   bool before_execute(int engine, uint32_t pc, const Instr& in, uint64_t token);
+  // If the plan hangs `engine` at `pc`: stops there until the job is abandoned, then returns true.
+  bool hang_if_aimed(int engine, uint32_t pc, uint64_t token);
   // The ECC check of an instruction's footprint as it touches memory; false after raising the fault.
   bool ecc_check(int engine, uint32_t pc, const Instr& in);
   // The word's flipped bits are corrected (one) or reported (two: false after raising the fault, or

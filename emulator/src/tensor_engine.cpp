@@ -308,6 +308,8 @@ void Tc1::tensor_engine() {
         loading = std::move(next_pass);
         next_pass.reset();
       } else if (!loading && next_pc < streams_[engine].count) {
+        // An injected hang stops the engine as it reaches the instruction; what is in the array stays there.
+        if (!job_faults_.empty() && hang_if_aimed(engine, next_pc, token)) break;
         std::optional<Instr> in = fetch(engine, next_pc);
         if (!in || (is_array_op(in->opcode) && !check_matmul(next_pc, *in))) break;  // faulted
         loading = Matmul{*in, next_pc};

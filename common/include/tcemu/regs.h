@@ -82,7 +82,7 @@ inline constexpr uint32_t kBarBytes = 0x1000;
   X(WATCHDOG_CYCLES, 0x114, RW, "deadlock watchdog: cycles all unfinished engines may stay blocked on semaphores (0: off)") \
   X(CONTEXT_ID, 0x118, RO, "this register bank's context (0..15); every register but the capabilities is per context") \
   X(ECC_CORRECTED, 0x11C, RO, "single-bit memory errors ECC corrected in this context's jobs and host reads since reset") \
-  X(ECC_ADDR_LO, 0x120, RO, "device address (space << 62 | offset; hbm: absolute) of the last corrected word, low") \
+  X(ECC_ADDR_LO, 0x120, RO, "address of the last corrected word as in instructions (isa::make_addr; hbm: absolute), low") \
   X(ECC_ADDR_HI, 0x124, RO, "device address of the last corrected word, high word")                \
   X(ENGINE_BLOCK, 0x200, RO, "per engine e at 0x200 + 32*e: BUSY_LO/HI, STALL_LO/HI, STATE, PC, WAIT_SEM, WAIT_VALUE") \
   X(SEM_BLOCK, 0x800, RO, "semaphore s at 0x800 + 4*s (256 semaphores)")
@@ -170,8 +170,8 @@ const char* fault_name(FaultCode code);
 //                   u64 trace_addr; u32 trace_capacity (records; 0: no trace); u32 reserved (0);
 //                   then num_streams x { u32 engine; u32 count; u64 instr_addr }  (16 bytes each)
 //   completion record, written by the device into the job's ring entry when the job completes (bytes 16..39):
-//     u32 magic 'TCDN' (0x4E444354); u32 seq; u64 job cycles; u32 trace count; u32 reserved (0);
-//     u32 crc32 of bytes 16..35 of the entry. The driver zeroes it when it submits the entry.
+//     u32 magic 'TCDN' (0x4E444354); u32 seq; u64 job cycles; u32 trace count; u32 crc32 of the 20 bytes
+//     before it (bytes 16..35 of the entry). The driver zeroes it when it submits the entry.
 inline constexpr uint32_t kRingEntryBytes = 64;
 inline constexpr uint32_t kCompletionOffset = 16, kCompletionBytes = 24;
 inline constexpr uint32_t kCompletionMagic = 0x4E444354;
