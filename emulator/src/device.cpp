@@ -98,7 +98,8 @@ uint64_t Device::hbm_alloc(int ctx, uint64_t bytes, uint64_t align) {
   if (bytes == 0 || align == 0 || (align & (align - 1)))
     throw Error(ErrorCode::kInvalidArgument, fmt::format("alloc: bad request of {} bytes aligned to {}", bytes, align));
   const bool pages = tc1_->isolated();
-  const uint64_t want = pages ? (bytes + kPageBytes - 1) / kPageBytes * kPageBytes : bytes;
+  // Rounding up to pages must not wrap: a request larger than HBM stays as it is and fits nowhere.
+  const uint64_t want = pages && bytes <= tc1_->hbm().size() ? (bytes + kPageBytes - 1) / kPageBytes * kPageBytes : bytes;
   if (pages) align = std::max(align, kPageBytes);
   uint64_t largest = 0;
   for (auto it = free_.begin(); it != free_.end(); ++it) {

@@ -130,6 +130,13 @@ TEST(Contexts, AJobThatDmasIntoAnotherContextsMemoryFaultsAndLeavesItIntact) {
   }
   EXPECT_THROW(a.drv.write(b.win, peek), Error);
   EXPECT_THROW(a.drv.free(b.win), Error);
+  // A request so large that rounding it to pages would wrap is refused, not granted a few pages.
+  try {
+    a.drv.alloc(UINT64_MAX - 100);
+    FAIL() << "expected a capacity error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCapacity) << e.what();
+  }
   // a's fault halted only a: b runs on, and a runs again after its reset.
   EXPECT_EQ(b.t.mmio_read(STATUS) & kStatusFault, 0u);
   b.drv.run(b.round_trip(9), 1'000'000);
